@@ -1,0 +1,70 @@
+"""The step-wise interface that every translation model implements.
+
+Search (greedy, beam) and the trainer only ever talk to this interface, so they never ask
+which model they drive (the idea behind fairseq's `reorder_incremental_state`).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor, nn
+
+
+class DecoderState(abc.ABC):
+    """Everything a model needs to advance one target step, for a batch of B hypotheses."""
+
+    @abc.abstractmethod
+    def reorder(self, indices: Tensor) -> DecoderState:
+        """Return the state of hypotheses `indices` (LongTensor (B',)), in that order.
+
+        Beam search calls this to follow the surviving beams and to drop finished sentences;
+        the encoder memory carried in the state must be reordered with it.
+        """
+
+
+@dataclass
+class StepOutput:
+    log_probs: Tensor  # (B, V) log-probabilities of the next token
+    state: DecoderState
+    attention: Tensor | None = None  # (B, S) attention over source positions, if the model has one
+
+
+@dataclass
+class ModelOutput:
+    logits: Tensor  # (B, T, V) unnormalised scores for every target position (teacher forcing)
+    attention: Tensor | None = None  # (B, T, S), only when asked for
+
+
+class Seq2SeqModel(nn.Module, abc.ABC):
+    """An encoder-decoder translation model.
+
+    Constructors take `src_vocab_size`, `tgt_vocab_size` and `pad_id` at instantiate time (they
+    are known only once the tokenizer exists) plus their own typed hyper-parameters.
+    """
+
+    pad_id: int
+
+    @abc.abstractmethod
+    def encode(self, src: Tensor, src_lengths: Tensor) -> Any:
+        """Encode source ids (B, S), padded with `pad_id`, with true lengths (B,)."""
+
+    @abc.abstractmethod
+    def init_state(self, encoded: Any) -> DecoderState:
+        """The decoder state before the first target token (the caller then feeds BOS)."""
+
+    @abc.abstractmethod
+    def step(self, tokens: Tensor, state: DecoderState) -> StepOutput:
+        """Consume the previous target token of each hypothesis (B,) and score the next one."""
+
+    @abc.abstractmethod
+    def forward(
+        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, return_attention: bool = False
+    ) -> ModelOutput:
+        """Teacher-forced scores for every target position; `tgt_in` is BOS + target (B, T).
+
+        Must equal running `encode`, `init_state` and `step` over `tgt_in` (to float tolerance);
+        it exists so training can batch work over all T positions at once.
+        """
