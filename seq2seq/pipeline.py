@@ -1,0 +1,53 @@
+"""Glue shared by the command-line entry points: build a model, load one from a checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq.data import Tokenizer
+from seq2seq.models.interface import Seq2SeqModel
+from seq2seq.training import checkpoint as ckpt
+
+log = logging.getLogger(__name__)
+
+
+def build_model(model_cfg: DictConfig, tokenizer: Tokenizer) -> Seq2SeqModel:
+    """Instantiate `model_cfg`, completing it with what only the tokenizer knows."""
+    return instantiate(
+        model_cfg,
+        src_vocab_size=tokenizer.src_vocab_size,
+        tgt_vocab_size=tokenizer.tgt_vocab_size,
+        pad_id=tokenizer.pad_id,
+    )
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def checkpoint_extras(cfg: DictConfig, tokenizer: Tokenizer) -> dict[str, Any]:
+    """What every checkpoint carries besides training state, so it is usable on its own."""
+    return {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "tokenizer": tokenizer.to_bytes(),
+    }
+
+
+def load_trained(
+    checkpoint: str | Path, device: torch.device
+) -> tuple[Seq2SeqModel, Tokenizer, DictConfig]:
+    """A model in eval mode, its tokenizer and its training config, from a checkpoint file or a
+    run directory (whose best checkpoint is preferred)."""
+    payload = ckpt.load_checkpoint(checkpoint, prefer=ckpt.BEST)
+    cfg = OmegaConf.create(payload["config"])
+    tokenizer = Tokenizer.from_bytes(payload["tokenizer"])
+    model = build_model(cfg.model, tokenizer)
+    model.load_state_dict(payload["model"])
+    log.info("loaded %s (update %d)", payload["path"], payload["progress"]["update"])
+    return model.to(device).eval(), tokenizer, cfg

@@ -1,0 +1,57 @@
+"""A run's record: `metrics.json` and the test hypotheses next to their references."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq.evaluation import write_json, write_lines
+
+
+def variant_name(cfg: DictConfig) -> str:
+    """The name a comparison shows for this run: the attention (RNN) or model config chosen."""
+    if HydraConfig.initialized():
+        choices = HydraConfig.get().runtime.choices
+        if "attention" in cfg.model and choices.get("model/attention"):
+            return str(choices["model/attention"])
+        return str(choices.get("model", "model"))
+    target = cfg.model.attention._target_ if "attention" in cfg.model else cfg.model._target_
+    return target.rsplit(".", 1)[-1]
+
+
+def write_run_metrics(
+    run_dir: Path, cfg: DictConfig, progress: Any, parameters: int, tests: dict, data: Any
+) -> dict[str, Any]:
+    """Write the run's metrics.json and test hypotheses; return the metrics."""
+    write_lines(run_dir / "test.src", data.sources("test"))
+    write_lines(run_dir / "test.ref", data.references("test"))
+    for name, result in tests.items():
+        write_lines(run_dir / f"test.{name}.hyp", result.hypotheses)
+    seconds = max(progress.train_seconds, 1e-9)
+    metrics = {
+        "variant": variant_name(cfg),
+        "seed": cfg.seed,
+        "parameters": parameters,
+        "train": {
+            "updates": progress.update,
+            "epochs": progress.epoch,
+            "seconds": progress.train_seconds,
+            "tgt_tokens": progress.tgt_tokens,
+            "tgt_tokens_per_second": progress.tgt_tokens / seconds,
+            "stop_reason": progress.stop_reason,
+            "early_stopping_metric": cfg.trainer.early_stopping_metric,
+            "best_metric": progress.best_metric,
+            "best_update": progress.best_update,
+        },
+        "validations": progress.validations,
+        "test": {
+            name: {**result.metrics, "bleu_signature": result.bleu_signature}
+            for name, result in tests.items()
+        },
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,71 @@
+"""`python -m seq2seq.train`: seed → data → model → Trainer.fit() → test evaluation.
+
+Returns the best validation score, the number a Hydra sweep optimises.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from seq2seq.config import validate_config
+from seq2seq.data import prepare_data
+from seq2seq.pipeline import build_model, checkpoint_extras, count_parameters
+from seq2seq.reporting import write_run_metrics
+from seq2seq.training import checkpoint as ckpt
+from seq2seq.training import runtime
+from seq2seq.training.validation import SearchSettings, Validator
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig, run_dir: Path) -> float:
+    validate_config(cfg)
+    runtime.seed_everything(cfg.seed)
+    device = runtime.pick_device(cfg.device)
+    precision = runtime.resolve_precision(cfg.trainer.precision, device)
+    runtime.configure_threads(device, cfg.trainer.num_threads)
+
+    data = prepare_data(cfg.data, cfg.tokenizer, cfg.cache_dir, seed=cfg.seed)
+    model = build_model(cfg.model, data.tokenizer).to(device)
+    optimizer = instantiate(cfg.optim)(model.parameters())
+    scheduler = instantiate(cfg.scheduler)(optimizer)
+    greedy = Validator(data, device, precision, SearchSettings(beam_size=1))
+    trainer = instantiate(cfg.trainer)(
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        data=data,
+        run_dir=run_dir,
+        checkpoint_extras=checkpoint_extras(cfg, data.tokenizer),
+        validator=greedy,
+        device=device,
+    )
+    progress = trainer.fit()
+
+    best = run_dir / ckpt.CHECKPOINT_DIR / ckpt.BEST
+    if best.exists():
+        model.load_state_dict(ckpt.load_checkpoint(best)["model"])
+    search = SearchSettings(**cfg.search)
+    tests = {"greedy": greedy.run(model, "test", progress=cfg.trainer.progress)}
+    if search.beam_size > 1:
+        beam = Validator(data, device, precision, search)
+        tests[f"beam{search.beam_size}"] = beam.run(model, "test", progress=cfg.trainer.progress)
+    write_run_metrics(run_dir, cfg, progress, count_parameters(model), tests, data)
+    for name, result in tests.items():
+        log.info("test BLEU (%s): %.2f  %s", name, result.metrics["bleu"], result.bleu_signature)
+    return progress.best_metric if progress.best_metric is not None else float("nan")
+
+
+@hydra.main(config_path="../configs", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()

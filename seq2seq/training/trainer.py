@@ -1,0 +1,318 @@
+"""The training loop. It knows the step-wise model interface and `Batch`, nothing of model types."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+from tqdm.auto import tqdm
+
+from seq2seq.data.batch import Batch
+from seq2seq.models.interface import Seq2SeqModel
+from seq2seq.training import checkpoint as ckpt
+from seq2seq.training import runtime
+from seq2seq.training.run_logger import RunLogger
+from seq2seq.training.validation import Validator
+
+log = logging.getLogger(__name__)
+
+HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "loss": False, "ppl": False}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the update was not applied."""
+
+
+@dataclass
+class Progress:
+    """Where training stands: enough to continue a killed run exactly where it was."""
+
+    update: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # micro-batches of `epoch` already consumed
+    train_seconds: float = 0.0
+    tgt_tokens: int = 0
+    best_metric: float | None = None
+    best_update: int = 0
+    bad_validations: int = 0
+    losses: list[float] = field(default_factory=list)  # training loss of every update
+    validations: list[dict[str, float]] = field(default_factory=list)
+    stop_reason: str = ""
+
+
+@dataclass
+class UpdateStats:
+    loss: float
+    tgt_tokens: int
+    grad_norm: float
+    seconds: float
+
+
+class Trainer:
+    """Teacher-forced cross-entropy training with validation, early stopping and checkpoints."""
+
+    def __init__(  # noqa: PLR0913 - every argument is a documented config key
+        self,
+        *,
+        model: Seq2SeqModel,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        data: Any,
+        run_dir: Path,
+        checkpoint_extras: dict[str, Any],
+        validator: Validator,
+        device: torch.device,
+        max_epochs: int = 30,
+        max_updates: int | None = None,
+        max_minutes: float | None = None,
+        validate_every: int = 1000,
+        checkpoint_every: int = 200,
+        log_every: int = 50,
+        early_stopping_metric: str = "bleu",
+        patience: int | None = 5,
+        label_smoothing: float = 0.1,
+        clip_grad_norm: float | None = 1.0,
+        accumulate_grad: int = 1,
+        num_threads: int = 2,
+        precision: str = "auto",
+        progress: bool = True,
+        resume: str | None = None,
+        logger: RunLogger | None = None,
+    ) -> None:
+        if early_stopping_metric not in HIGHER_IS_BETTER:
+            raise ValueError(
+                f"trainer.early_stopping_metric must be one of {sorted(HIGHER_IS_BETTER)}, "
+                f"got {early_stopping_metric!r}"
+            )
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.data, self.validator, self.device = data, validator, device
+        self.run_dir, self.checkpoint_extras = Path(run_dir), checkpoint_extras
+        self.max_epochs, self.max_updates, self.max_minutes = max_epochs, max_updates, max_minutes
+        self.validate_every, self.checkpoint_every = validate_every, checkpoint_every
+        self.log_every, self.show_progress = log_every, progress
+        self.metric, self.patience = early_stopping_metric, patience
+        self.label_smoothing, self.clip_grad_norm = label_smoothing, clip_grad_norm
+        self.accumulate_grad = accumulate_grad
+        self.precision = runtime.resolve_precision(precision, device)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
+        self.logger = logger or RunLogger(self.run_dir)
+        self.progress = Progress()
+        self._check_plateau_mode()
+        runtime.configure_threads(device, num_threads)
+        if resume:
+            self.restore(ckpt.load_checkpoint(resume))
+
+    # ------------------------------------------------------------------ public
+
+    def fit(self) -> Progress:
+        """Train until max_epochs / max_updates / max_minutes or early stopping."""
+        self.model.to(self.device)
+        log.info("training %s parameters on %s (%s)", _count(self.model), self.device, self.precision)
+        while not self.progress.stop_reason:
+            self._run_epoch()
+        log.info("stopped: %s", self.progress.stop_reason)
+        self.save(ckpt.LAST)
+        self.logger.flush()
+        return self.progress
+
+    def save(self, name: str) -> Path:
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": runtime.rng_state(),
+            "progress": asdict(self.progress),
+            **self.checkpoint_extras,
+        }
+        path = self.run_dir / ckpt.CHECKPOINT_DIR / name
+        ckpt.save_checkpoint(payload, path)
+        return path
+
+    def restore(self, payload: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(payload["model"])
+        except RuntimeError as err:
+            raise ckpt.CheckpointError(
+                f"checkpoint {payload['path']} does not fit the configured model "
+                f"(was `model` changed since it was written?): {err}"
+            ) from err
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.scaler.load_state_dict(payload["scaler"])
+        runtime.set_rng_state(payload["rng"])
+        self.progress = Progress(**payload["progress"])
+        self.progress.stop_reason = ""
+        log.info(
+            "resumed from %s at update %d (epoch %d, batch %d)",
+            payload["path"],
+            self.progress.update,
+            self.progress.epoch,
+            self.progress.batch_in_epoch,
+        )
+
+    # ------------------------------------------------------------------ epoch and update
+
+    def _run_epoch(self) -> None:
+        p = self.progress
+        if p.epoch >= self.max_epochs:
+            p.stop_reason = f"reached trainer.max_epochs={self.max_epochs}"
+            return
+        batches = self.data.batches("train", epoch=p.epoch)
+        bar = tqdm(
+            total=len(batches),
+            initial=p.batch_in_epoch,
+            desc=f"epoch {p.epoch + 1}",
+            disable=not self.show_progress,
+            leave=False,
+        )
+        while p.batch_in_epoch < len(batches) and not p.stop_reason:
+            group = batches[p.batch_in_epoch : p.batch_in_epoch + self.accumulate_grad]
+            stats = self._update(group)
+            p.batch_in_epoch += len(group)
+            bar.update(len(group))
+            self._after_update(stats, bar)
+        bar.close()
+        if p.batch_in_epoch >= len(batches):
+            p.epoch, p.batch_in_epoch = p.epoch + 1, 0
+            if p.update % self.validate_every != 0:  # not validated at this very update already
+                self._validate()
+
+    def _update(self, group: list[Batch]) -> UpdateStats:
+        start = time.perf_counter()
+        self.model.train()
+        tgt_tokens = sum(b.num_tgt_tokens for b in group)
+        loss_sum = sum(self._backward(b.to(self.device), tgt_tokens) for b in group)
+        loss = float(loss_sum) / tgt_tokens
+        if not math.isfinite(loss):
+            self._fail_non_finite(loss)
+        self.scaler.unscale_(self.optimizer)
+        max_norm = self.clip_grad_norm if self.clip_grad_norm is not None else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if not isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step()
+        return UpdateStats(loss, tgt_tokens, float(grad_norm), time.perf_counter() - start)
+
+    def _backward(self, batch: Batch, normaliser: int) -> torch.Tensor:
+        """Back-propagate one micro-batch's share of the token-averaged loss; return its sum."""
+        with runtime.autocast(self.device, self.precision):
+            logits = self.model(batch.src, batch.src_lengths, batch.tgt_in).logits
+        loss = F.cross_entropy(
+            logits.float().flatten(0, 1),  # (B*T, V)
+            batch.tgt_out.flatten(),
+            ignore_index=self.model.pad_id,
+            label_smoothing=self.label_smoothing,
+            reduction="sum",
+        )
+        self.scaler.scale(loss / normaliser).backward()
+        return loss.detach()
+
+    def _after_update(self, stats: UpdateStats, bar: tqdm) -> None:
+        p = self.progress
+        p.update += 1
+        p.train_seconds += stats.seconds
+        p.tgt_tokens += stats.tgt_tokens
+        p.losses.append(stats.loss)
+        bar.set_postfix(loss=f"{stats.loss:.3f}", refresh=False)
+        self.logger.train_update(p.update, stats, self._lr())
+        if p.update % self.log_every == 0:
+            log.info(
+                "epoch %d update %d | loss %.4f | lr %.2e | %.0f tgt tok/s | grad norm %.2f",
+                p.epoch + 1,
+                p.update,
+                stats.loss,
+                self._lr(),
+                stats.tgt_tokens / stats.seconds,
+                stats.grad_norm,
+            )
+        if p.update % self.validate_every == 0:
+            self._validate()
+        elif p.update % self.checkpoint_every == 0:
+            self.save(ckpt.LAST)
+        self._check_budget()
+
+    def _check_budget(self) -> None:
+        p = self.progress
+        if self.max_updates is not None and p.update >= self.max_updates:
+            p.stop_reason = p.stop_reason or f"reached trainer.max_updates={self.max_updates}"
+        if self.max_minutes is not None and p.train_seconds >= 60 * self.max_minutes:
+            p.stop_reason = p.stop_reason or f"reached trainer.max_minutes={self.max_minutes}"
+
+    # ------------------------------------------------------------------ validation
+
+    def _validate(self) -> None:
+        p = self.progress
+        start = time.perf_counter()
+        result = self.validator.run(self.model, "validation", progress=self.show_progress)
+        p.train_seconds += time.perf_counter() - start  # a wall-clock budget includes validation
+        metrics = {**result.metrics, "update": p.update, "epoch": p.epoch, "time": p.train_seconds}
+        p.validations.append(metrics)
+        improved = self._is_improvement(result.metrics[self.metric])
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(result.metrics[self.metric])
+        self.logger.validation(p.update, result)
+        log.info(
+            "validation at update %d: loss %.4f | ppl %.2f | BLEU %.2f | chrF %.2f%s",
+            p.update,
+            result.metrics["loss"],
+            result.metrics["ppl"],
+            result.metrics["bleu"],
+            result.metrics["chrf"],
+            " | new best" if improved else "",
+        )
+        self.save(ckpt.LAST)
+        if improved:
+            self.save(ckpt.BEST)
+
+    def _is_improvement(self, value: float) -> bool:
+        p = self.progress
+        higher = HIGHER_IS_BETTER[self.metric]
+        better = p.best_metric is None or (value > p.best_metric if higher else value < p.best_metric)
+        if better:
+            p.best_metric, p.best_update, p.bad_validations = value, p.update, 0
+            return True
+        p.bad_validations += 1
+        if self.patience is not None and p.bad_validations >= self.patience:
+            p.stop_reason = (
+                f"early stopping: validation {self.metric} did not improve for "
+                f"{self.patience} validations (best {p.best_metric:.4f} at update {p.best_update})"
+            )
+        return False
+
+    # ------------------------------------------------------------------ helpers
+
+    def _fail_non_finite(self, loss: float) -> None:
+        p = self.progress
+        last = self.run_dir / ckpt.CHECKPOINT_DIR / ckpt.LAST
+        kept = f"last good checkpoint: {last}" if last.exists() else "no checkpoint was written yet"
+        raise NonFiniteLossError(
+            f"training loss is {loss} at update {p.update + 1} (epoch {p.epoch + 1}, batch "
+            f"{p.batch_in_epoch + 1}); the update was not applied and training stopped; {kept}. "
+            "Try a lower optim.lr, trainer.clip_grad_norm, or trainer.precision=fp32."
+        )
+
+    def _check_plateau_mode(self) -> None:
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            wanted = "max" if HIGHER_IS_BETTER[self.metric] else "min"
+            if self.scheduler.mode != wanted:
+                raise ValueError(
+                    f"scheduler.mode must be {wanted!r} for trainer.early_stopping_metric="
+                    f"{self.metric}, got {self.scheduler.mode!r}"
+                )
+
+    def _lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+
+def _count(model: torch.nn.Module) -> str:
+    return f"{sum(p.numel() for p in model.parameters()):,}"

@@ -1,0 +1,114 @@
+"""Scoring a split: token-level loss and perplexity, then decoded BLEU and chrF."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from seq2seq import decoding, evaluation
+from seq2seq.data.batch import Batch
+from seq2seq.models.interface import Seq2SeqModel
+from seq2seq.training import runtime
+
+
+@dataclass
+class SearchSettings:
+    """How hypotheses are searched for; mirrors the `search` config group."""
+
+    beam_size: int = 1
+    alpha: float = 1.0
+    max_len_a: float = 1.5
+    max_len_b: int = 10
+
+
+@dataclass
+class ValidationResult:
+    metrics: dict[str, float]  # loss, ppl, bleu, chrf, decode_seconds, sentences_per_second
+    hypotheses: list[str]
+    bleu_signature: str = ""
+    attention: list = field(default_factory=list)
+
+
+class Validator:
+    """Scores a split of a prepared data set with a model: perplexity and decoded BLEU/chrF."""
+
+    def __init__(
+        self,
+        data,
+        device: torch.device,
+        precision: str = "fp32",
+        search: SearchSettings | None = None,
+    ) -> None:
+        self.data, self.device, self.precision = data, device, precision
+        self.translate = Translator(data.tokenizer, device, precision, search or SearchSettings())
+
+    def run(self, model: Seq2SeqModel, split: str, progress: bool = False) -> ValidationResult:
+        batches = self.data.batches(split)
+        was_training = model.training
+        model.eval()
+        try:
+            loss = self.token_nll(model, batches)
+            start = time.perf_counter()
+            hypotheses = self.translate(model, batches, progress)
+            seconds = time.perf_counter() - start
+        finally:
+            model.train(was_training)
+        references = self.data.references(split)
+        bleu = evaluation.bleu(hypotheses, references)
+        metrics = {
+            "loss": loss,
+            "ppl": math.exp(min(loss, 50.0)),
+            "bleu": bleu.score,
+            "chrf": evaluation.chrf(hypotheses, references).score,
+            "decode_seconds": seconds,
+            "sentences_per_second": len(hypotheses) / seconds,
+        }
+        return ValidationResult(metrics, hypotheses, bleu.signature)
+
+    @torch.inference_mode()
+    def token_nll(self, model: Seq2SeqModel, batches: list[Batch]) -> float:
+        """Mean negative log-likelihood per target token (no label smoothing)."""
+        total, tokens = 0.0, 0
+        for batch in batches:
+            batch = batch.to(self.device)
+            with runtime.autocast(self.device, self.precision):
+                logits = model(batch.src, batch.src_lengths, batch.tgt_in).logits
+            total += float(
+                F.cross_entropy(
+                    logits.float().flatten(0, 1),
+                    batch.tgt_out.flatten(),
+                    ignore_index=model.pad_id,
+                    reduction="sum",
+                )
+            )
+            tokens += batch.num_tgt_tokens
+        return total / tokens
+
+
+
+class Translator:
+    """Turns batches of source ids into detokenized translations, in corpus order."""
+
+    def __init__(self, tokenizer, device: torch.device, precision: str, search: SearchSettings):
+        self.tokenizer, self.device, self.precision = tokenizer, device, precision
+        self.search = search
+
+    def __call__(self, model: Seq2SeqModel, batches: list[Batch], progress: bool) -> list[str]:
+        with runtime.autocast(self.device, self.precision):
+            ids = decoding.translate_batches(
+                model,
+                batches,
+                beam_size=self.search.beam_size,
+                alpha=self.search.alpha,
+                max_len_a=self.search.max_len_a,
+                max_len_b=self.search.max_len_b,
+                bos_id=self.tokenizer.bos_id,
+                eos_id=self.tokenizer.eos_id,
+                device=self.device,
+                progress=progress,
+            )
+        return [self.tokenizer.decode_target(seq) for seq in ids]
