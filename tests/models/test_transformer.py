@@ -1,0 +1,251 @@
+"""Properties of the Transformer baseline, built from the real configs/model/transformer.yaml.
+
+Every model here is the composed Hydra config shrunk to d_model 32 and 2 + 2 layers, so the
+config users run is the one tested.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from seq2seq.models.transformer import Transformer, TransformerState
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+PAD, BOS, EOS = 0, 2, 3
+SRC_VOCAB, TGT_VOCAB = 11, 13  # unequal, so swapping the two vocabularies would show
+TINY = (
+    "model.d_model=32",
+    "model.num_heads=4",
+    "model.ff_size=64",
+    "model.num_encoder_layers=2",
+    "model.num_decoder_layers=2",
+)
+VARIANTS = {
+    "pre_norm": (),
+    "post_norm": ("model.pre_norm=false",),
+    "learned_positions": ("model.learned_positions=true",),
+    "shared_untied": ("model.share_embeddings=true", "model.tie_output=false"),
+}
+
+
+@functools.lru_cache
+def compose_model(name: str = "transformer", overrides: tuple[str, ...] = ()) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=None, overrides=[f"+model={name}", *overrides]).model
+
+
+def build(overrides: tuple[str, ...] = (), *, seed: int = 0) -> Transformer:
+    """A tiny model from the real config; equal vocabularies when embeddings are shared."""
+    cfg = compose_model("transformer", (*TINY, *overrides))
+    torch.manual_seed(seed)
+    src_vocab = TGT_VOCAB if cfg.share_embeddings else SRC_VOCAB
+    return instantiate(cfg, src_vocab_size=src_vocab, tgt_vocab_size=TGT_VOCAB, pad_id=PAD)
+
+
+def padded(lengths: list[int], vocab: int, generator: torch.Generator, bos: bool = False):
+    """Random ids >= 4 (no specials) padded with PAD; a leading BOS when `bos`."""
+    ids = torch.randint(4, vocab, (len(lengths), max(lengths)), generator=generator)
+    ids[torch.arange(ids.size(1)) >= torch.tensor(lengths).unsqueeze(1)] = PAD
+    if bos:
+        ids[:, 0] = BOS
+    return ids, torch.tensor(lengths)
+
+
+def batch(src_lengths: list[int], tgt_lengths: list[int], seed: int = 1):
+    generator = torch.Generator().manual_seed(seed)
+    src, src_len = padded(src_lengths, SRC_VOCAB, generator)
+    tgt_in, _ = padded(tgt_lengths, TGT_VOCAB, generator, bos=True)
+    return src, src_len, tgt_in
+
+
+def run_steps(model: Transformer, state: TransformerState, tokens: torch.Tensor):
+    """Feed tokens (B, T) one step at a time -> (log-probs (B, T, V), attention, final state)."""
+    log_probs, attention = [], []
+    for t in range(tokens.size(1)):
+        out = model.step(tokens[:, t], state)
+        state = out.state
+        log_probs.append(out.log_probs)
+        attention.append(out.attention)
+    attention = None if attention[0] is None else torch.stack(attention, 1)
+    return torch.stack(log_probs, 1), attention, state
+
+
+def test_configs_compose_small_default_and_base_inherits_it():
+    small, base = compose_model("transformer"), compose_model("transformer_base")
+    sizes = ("d_model", "num_heads", "ff_size", "num_encoder_layers", "num_decoder_layers")
+    assert [small[k] for k in sizes] == [256, 4, 1024, 3, 3]
+    assert [base[k] for k in sizes] == [512, 8, 2048, 6, 6]
+    assert {k: v for k, v in base.items() if k not in sizes} == {
+        k: v for k, v in small.items() if k not in sizes
+    }
+    model = instantiate(small, src_vocab_size=SRC_VOCAB, tgt_vocab_size=TGT_VOCAB, pad_id=PAD)
+    assert (len(model.encoder.layers), len(model.decoder.layers)) == (3, 3)
+    assert model.output_layer.weight is model.tgt_embed.token.weight  # tie_output: true
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_future_target_tokens_do_not_change_earlier_outputs(variant):
+    model = build(VARIANTS[variant]).eval()
+    src, src_len, tgt_in = batch([6, 4, 5], [7, 7, 7])
+    changed = tgt_in.clone()
+    changed[:, 4] = (changed[:, 4] - 3) % (TGT_VOCAB - 4) + 4  # another non-special token
+    with torch.no_grad():
+        before = model(src, src_len, tgt_in).logits
+        after = model(src, src_len, changed).logits
+    torch.testing.assert_close(after[:, :4], before[:, :4], rtol=0, atol=1e-6)
+    assert (after[:, 4:] - before[:, 4:]).abs().amax() > 1e-3
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_padded_batch_equals_each_sentence_alone(variant):
+    model = build(VARIANTS[variant]).eval()
+    src_lengths, tgt_lengths = [6, 2, 4], [3, 6, 5]
+    src, src_len, tgt_in = batch(src_lengths, tgt_lengths)
+    src[src == PAD] = 7  # what sits under the padding must not matter either
+    with torch.no_grad():
+        together = model(src, src_len, tgt_in, return_attention=True)
+        for i, (s, t) in enumerate(zip(src_lengths, tgt_lengths)):
+            alone = model(src[i : i + 1, :s], src_len[i : i + 1], tgt_in[i : i + 1, :t], True)
+            torch.testing.assert_close(together.logits[i, :t], alone.logits[0], atol=1e-5, rtol=0)
+            torch.testing.assert_close(
+                together.attention[i, :t, :s], alone.attention[0], atol=1e-6, rtol=0
+            )
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_incremental_decoding_matches_forward(variant):
+    model = build((*VARIANTS[variant], "model.step_attention=true")).eval()
+    src, src_len, tgt_in = batch([6, 3, 5], [7, 7, 7])
+    with torch.no_grad():
+        full = model(src, src_len, tgt_in, return_attention=True)
+        log_probs, attention, state = run_steps(
+            model, model.init_state(model.encode(src, src_len)), tgt_in
+        )
+    torch.testing.assert_close(log_probs, full.logits.log_softmax(-1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(attention, full.attention, atol=1e-5, rtol=0)
+    assert state.position == 7 and all(kv.size(3) == 7 for kv in state.self_kv)
+
+
+def test_reordered_cache_matches_recomputation():
+    model = build().eval()
+    src, src_len, tgt_in = batch([6, 3, 5], [8, 8, 8])
+    order = torch.tensor([2, 0, 0, 1, 2])  # beams that survive, duplicated and permuted
+    with torch.no_grad():
+        state = model.init_state(model.encode(src, src_len))
+        _, _, state = run_steps(model, state, tgt_in[:, :4])
+        resumed, _, _ = run_steps(model, state.reorder(order), tgt_in[order, 4:])
+        fresh = model(src[order], src_len[order], tgt_in[order]).logits.log_softmax(-1)
+    torch.testing.assert_close(resumed, fresh[:, 4:], atol=1e-5, rtol=0)
+
+
+def test_step_attention_is_off_unless_asked():
+    model = build().eval()
+    src, src_len, tgt_in = batch([4, 2], [3, 3])
+    with torch.no_grad():
+        state = model.init_state(model.encode(src, src_len))
+        assert model.step(tgt_in[:, 0], state).attention is None
+        assert model(src, src_len, tgt_in).attention is None
+        model.step_attention = True  # what a search that wants alignments sets
+        assert model.step(tgt_in[:, 0], state).attention.shape == (2, 4)
+
+
+@pytest.mark.parametrize("layer", [0, -1])
+def test_attention_weights_are_distributions_over_real_source_tokens(layer):
+    model = build((f"model.attention_layer={layer}",)).eval()
+    src, src_len, tgt_in = batch([6, 2, 4], [5, 5, 5])
+    with torch.no_grad():
+        mean = model(src, src_len, tgt_in, return_attention=True).attention  # (B, T, S)
+        heads = model.cross_attention_heads(src, src_len, tgt_in)  # (B, h, T, S)
+        other = model.cross_attention_heads(src, src_len, tgt_in, layer=1 - abs(layer))
+    assert heads.shape == (3, 4, 5, 6)
+    torch.testing.assert_close(heads.mean(dim=1), mean)
+    assert not torch.allclose(heads, other)  # the configured layer is the one reported
+    padding = torch.arange(6) >= src_len[:, None]  # (B, S)
+    for weights in (mean, heads.flatten(1, 2)):
+        assert (weights >= 0).all()
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]))
+        assert (weights.masked_select(padding[:, None, :]) == 0).all()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_gradients_reach_every_parameter(variant):
+    model = build(VARIANTS[variant]).train()
+    src, src_len, tgt_in = batch([6, 3], [8, 8])
+    model(src, src_len, tgt_in).logits.logsumexp(-1).sum().backward()
+    silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+    assert not silent
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_overfits_a_tiny_batch(variant):
+    torch.manual_seed(0)
+    model = build((*VARIANTS[variant], "model.dropout=0.0"))
+    src, src_len, _ = batch([5, 7, 6, 4], [1, 1, 1, 1], seed=3)
+    tgt_out = torch.full((4, 8), PAD)  # the reversed source, then EOS
+    for i, n in enumerate(src_len.tolist()):
+        tgt_out[i, : n + 1] = torch.cat([src[i, :n].flip(0), torch.tensor([EOS])])
+    tgt_in = torch.cat([torch.full((4, 1), BOS), tgt_out[:, :-1]], 1)
+    tgt_in[tgt_in == EOS] = PAD
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(120):
+        logits = model(src, src_len, tgt_in).logits
+        loss = F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+    model.eval()
+    with torch.no_grad():
+        predicted = model(src, src_len, tgt_in).logits.argmax(-1)
+    assert (predicted == tgt_out)[tgt_out != PAD].all()
+
+
+def test_bf16_autocast_forward_and_step_agree_in_dtype():
+    model = build(("model.step_attention=true",)).eval()
+    src, src_len, tgt_in = batch([5, 3], [4, 4])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        full = model(src, src_len, tgt_in, return_attention=True)
+        log_probs, attention, _ = run_steps(
+            model, model.init_state(model.encode(src, src_len)), tgt_in
+        )
+    assert full.logits.isfinite().all() and log_probs.isfinite().all()
+    assert log_probs.dtype == torch.float32
+    torch.testing.assert_close(log_probs, full.logits.float().log_softmax(-1), atol=0.1, rtol=0)
+
+
+# Hydra wraps constructor errors in InstantiationException, so these call the class directly.
+TINY_KWARGS = dict(d_model=32, num_heads=4, ff_size=64, num_encoder_layers=2, num_decoder_layers=2)
+
+
+def test_shared_embeddings_with_unequal_vocabularies_raise():
+    with pytest.raises(
+        ValueError, match="share_embeddings.*src_vocab_size=11 != tgt_vocab_size=13"
+    ):
+        Transformer(11, 13, PAD, **TINY_KWARGS, share_embeddings=True)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"num_heads": 5}, "d_model .32. must be divisible by model.num_heads .5."),
+        ({"attention_layer": 2}, r"attention_layer must lie in \[-2, 1\]"),
+    ],
+)
+def test_bad_hyper_parameters_raise(bad, message):
+    with pytest.raises(ValueError, match=message):
+        Transformer(SRC_VOCAB, TGT_VOCAB, PAD, **{**TINY_KWARGS, **bad})
+
+
+def test_sequences_beyond_max_positions_raise():
+    model = build(("model.max_positions=6",)).eval()
+    src, src_len, tgt_in = batch([7, 3], [4, 4])
+    with pytest.raises(ValueError, match="max_positions=6"):
+        model(src, src_len, tgt_in)
