@@ -1,0 +1,57 @@
+"""`python -m seq2seq.data [overrides]`: prepare the configured data and print its statistics.
+
+Composes `configs/train.yaml` like training does (same overrides, e.g. `data=toy_reverse` or
+`data.root=../shared/datasets/multi30k data.src_lang=en data.tgt_lang=fr`), but without
+Hydra's run directory: this command only reads data and fills the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+
+from seq2seq.data.prepare import prepare_data
+from seq2seq.data.sources import SPLITS
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+def main(overrides: list[str]) -> dict[str, Any]:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    data = prepare_data(cfg.data, cfg.tokenizer, cfg.cache_dir, seed=cfg.seed)
+    stats = data.stats()
+    print(f"data: {cfg.data.name} {cfg.data.src_lang}-{cfg.data.tgt_lang}")
+    print(format_stats(stats))
+    return stats
+
+
+def format_stats(stats: dict[str, Any]) -> str:
+    vocab = (
+        f"{stats['src_vocab_size']} joint"
+        if stats["joint_vocabulary"]
+        else f"{stats['src_vocab_size']} source / {stats['tgt_vocab_size']} target"
+    )
+    lines = [
+        f"vocabulary: {vocab}",
+        f"max_tokens: {stats['max_tokens']}  max_length: {stats['max_length']}  "
+        f"train pairs dropped as too long: {stats['train_pairs_dropped_too_long']}",
+        f"{'split':<11}{'pairs':>8}{'src tokens':>12}{'tgt tokens':>12}{'batches':>9}"
+        f"{'padding':>9}",
+    ]
+    for split in SPLITS:
+        s = stats["splits"][split]
+        lines.append(
+            f"{split:<11}{s['pairs']:>8}{s['source_tokens']:>12}{s['target_tokens']:>12}"
+            f"{s['batches']:>9}{s['padding']:>9.1%}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(name)s: %(message)s")
+    main(sys.argv[1:])

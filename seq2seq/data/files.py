@@ -1,0 +1,77 @@
+"""Reading corpus files: plain or gzip, strict UTF-8, local paths or URLs downloaded once."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class RemoteFileMissing(FileNotFoundError):
+    """The server answered, but has no such file (HTTP 404)."""
+
+
+def is_url(location: str) -> bool:
+    return location.split("://", 1)[0] in ("http", "https", "file")
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file, gzip-compressed or not, without their line endings.
+
+    Lines are split on "\\n" only: `str.splitlines` would also split on characters such as
+    U+2028 that can occur inside a sentence and shift every later line of a parallel file.
+    """
+    raw = Path(path).read_bytes()
+    if raw[:2] == _GZIP_MAGIC:
+        raw = gzip.decompress(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ValueError(
+            f"{path}:{line}: not valid UTF-8 ({error.reason}, byte {raw[error.start]:#04x}); "
+            "convert the file to UTF-8"
+        ) from None
+    lines = text.removeprefix("\ufeff").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def fetch(url: str, cache_dir: Path, timeout: float = 60.0) -> Path:
+    """A local copy of `url`, downloaded into `cache_dir/downloads` on first use.
+
+    Raises `RemoteFileMissing` when the server has no such file and `ConnectionError` when the
+    server cannot be reached (offline).
+    """
+    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+    target = Path(cache_dir) / "downloads" / f"{digest}-{url.rsplit('/', 1)[-1]}"
+    if target.exists():
+        return target
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            payload = response.read()
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            raise RemoteFileMissing(url) from None
+        raise ConnectionError(f"{url}: HTTP {error.code} {error.reason}") from None
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, FileNotFoundError):  # file:// URL to a missing file
+            raise RemoteFileMissing(url) from None
+        raise ConnectionError(f"{url}: {error.reason}") from None
+    except OSError as error:  # timeouts and resets raised outside URLError
+        raise ConnectionError(f"{url}: {error}") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.part")
+    partial.write_bytes(payload)
+    os.replace(partial, target)  # atomic, so a concurrent run never reads half a file
+    log.info("downloaded %s to %s", url, target)
+    return target

@@ -1,0 +1,194 @@
+"""From the `data` and `tokenizer` configs to batches: load → tokenize → filter → batch."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import Dataset, DatasetDict
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from seq2seq.data.batch import Batch
+from seq2seq.data.batching import Ragged, collate, encode_texts, pack, shuffled_order, sorted_order
+from seq2seq.data.sources import SPLITS
+from seq2seq.data.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def prepare_data(
+    data_cfg: DictConfig, tokenizer_cfg: DictConfig, cache_dir: str | Path, seed: int
+) -> PreparedData:
+    """Load the configured corpus, train or reuse its tokenizer, and encode every split."""
+    check_data_config(data_cfg)
+    # _partial_ then call: the constructor's ValueError reaches the user as is, not wrapped in
+    # Hydra's InstantiationException
+    source = instantiate(data_cfg.source, _partial_=True)()
+    raw = source.load(Path(cache_dir))
+    _check_splits(raw)
+    trainer = instantiate(tokenizer_cfg, _partial_=True)()
+    tokenizer = trainer.fit(raw["train"]["source"], raw["train"]["target"], Path(cache_dir))
+    return PreparedData(raw, tokenizer, data_cfg.max_tokens, data_cfg.max_length, seed)
+
+
+def check_data_config(cfg: DictConfig) -> None:
+    """Raise one ValueError naming every bad key, before any file is read."""
+    problems = []
+    for key in ("max_tokens", "max_length"):
+        if not _is_positive_int(value := cfg.get(key)):
+            problems.append(f"data.{key} must be a positive integer, got {value!r}")
+    for key in ("src_lang", "tgt_lang"):
+        if not (isinstance(value := cfg.get(key), str) and value):
+            problems.append(f"data.{key} must be a language code, got {value!r}")
+    if cfg.get("src_lang") == cfg.get("tgt_lang"):
+        problems.append(f"data.src_lang and data.tgt_lang must differ, both are {cfg.src_lang!r}")
+    if "_target_" not in (cfg.get("source") or {}):
+        problems.append("data.source must be a node with a _target_ (see configs/data/)")
+    if problems:
+        raise ValueError("invalid data config:\n  " + "\n  ".join(problems))
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_splits(raw: DatasetDict) -> None:
+    for split in SPLITS:
+        if split not in raw:
+            raise ValueError(f"the data source returned no {split!r} split (got {list(raw)})")
+        if not {"source", "target"} <= set(raw[split].column_names):
+            raise ValueError(
+                f"{split} split lacks source/target columns: {raw[split].column_names}"
+            )
+    if len(raw["train"]) == 0:
+        raise ValueError("the training split is empty (after dropping pairs with an empty side)")
+
+
+@dataclass(frozen=True)
+class EncodedPairs:
+    source: Ragged  # subword ids, no specials
+    target: Ragged
+
+    @classmethod
+    def encode(cls, tokenizer: Tokenizer, pairs: Dataset) -> EncodedPairs:
+        return cls(
+            encode_texts(tokenizer.encode_sources, pairs["source"]),
+            encode_texts(tokenizer.encode_targets, pairs["target"]),
+        )
+
+    @property
+    def padded_lengths(self) -> tuple[np.ndarray, np.ndarray]:
+        """Source + EOS, target + BOS/EOS: what a batch pads to."""
+        return self.source.lengths + 1, self.target.lengths + 1
+
+
+class PreparedData:
+    """The splits as raw text and as subword ids, with their tokenizer, ready to batch.
+
+    Training pairs with more than `max_length` subword tokens on either side are dropped (and
+    counted); validation and test are never filtered.
+    """
+
+    def __init__(
+        self, raw: DatasetDict, tokenizer: Tokenizer, max_tokens: int, max_length: int, seed: int
+    ) -> None:
+        if not (isinstance(seed, int) and seed >= 0):
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.raw, self.tokenizer = raw, tokenizer
+        self.max_tokens, self.max_length, self.seed = max_tokens, max_length, seed
+        self.encoded = {split: EncodedPairs.encode(tokenizer, raw[split]) for split in SPLITS}
+        train = self.encoded["train"]
+        too_long = (train.source.lengths > max_length) | (train.target.lengths > max_length)
+        self.train_rows = np.flatnonzero(~too_long)
+        self.dropped = int(too_long.sum())
+        log.info(
+            "dropped %d of %d training pairs longer than data.max_length=%d subword tokens",
+            self.dropped,
+            len(too_long),
+            max_length,
+        )
+        if len(self.train_rows) == 0:
+            raise ValueError(
+                f"no training pairs left: all {len(too_long)} are longer than "
+                f"data.max_length={max_length} subword tokens on some side; raise data.max_length"
+            )
+        self._eval_batches: dict[str, list[Batch]] = {}
+
+    def batches(self, split: str, epoch: int = 0) -> list[Batch]:
+        """Training: filtered, bucketed, shuffled from (seed, epoch). Validation/test: every
+        pair, longest first; restore corpus order with `Batch.indices`."""
+        _check_split_name(split)
+        pairs = self.encoded[split]
+        if split == "train":
+            return [collate(rows, pairs.source, pairs.target) for rows in self._train_rows(epoch)]
+        if split not in self._eval_batches:
+            rows = self._pack(split, sorted_order(*pairs.padded_lengths))
+            self._eval_batches[split] = [collate(r, pairs.source, pairs.target) for r in rows]
+        return list(self._eval_batches[split])
+
+    def _train_rows(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
+        order = shuffled_order(self.train_rows, *self.encoded["train"].padded_lengths, rng)
+        groups = self._pack("train", order)
+        return [groups[i] for i in rng.permutation(len(groups))]
+
+    def _pack(self, split: str, order: np.ndarray) -> list[np.ndarray]:
+        def too_long(row: int, cost: int) -> str:
+            return (
+                f"data.max_tokens={self.max_tokens} cannot hold {split} pair {row} even alone: "
+                f"it needs {cost} tokens (source + EOS, target + BOS); raise data.max_tokens"
+            )
+
+        return pack(order, *self.encoded[split].padded_lengths, self.max_tokens, too_long)
+
+    def sources(self, split: str) -> list[str]:
+        _check_split_name(split)
+        return list(self.raw[split]["source"])
+
+    def references(self, split: str) -> list[str]:
+        _check_split_name(split)
+        return list(self.raw[split]["target"])
+
+    def stats(self) -> dict[str, Any]:
+        """Sizes, vocabulary and batch counts, e.g. for `python -m seq2seq.data` and run logs."""
+        splits = {}
+        for split in SPLITS:
+            pairs = self.encoded[split]
+            rows = (
+                self._train_rows(0)
+                if split == "train"
+                else self._pack(split, sorted_order(*pairs.padded_lengths))
+            )
+            splits[split] = {
+                "pairs": len(pairs.source),
+                "source_tokens": int(pairs.source.lengths.sum()),
+                "target_tokens": int(pairs.target.lengths.sum()),
+                "batches": len(rows),
+                "padding": round(_padding_fraction(rows, *pairs.padded_lengths), 4),
+            }
+        return {
+            "src_vocab_size": self.tokenizer.src_vocab_size,
+            "tgt_vocab_size": self.tokenizer.tgt_vocab_size,
+            "joint_vocabulary": self.tokenizer.joint,
+            "max_tokens": self.max_tokens,
+            "max_length": self.max_length,
+            "train_pairs_kept": len(self.train_rows),
+            "train_pairs_dropped_too_long": self.dropped,
+            "splits": splits,
+        }
+
+
+def _padding_fraction(groups: list[np.ndarray], src: np.ndarray, tgt: np.ndarray) -> float:
+    """Share of the padded B × (S + T) cells that are padding, over all batches."""
+    real = sum(int(src[g].sum() + tgt[g].sum()) for g in groups)
+    cells = sum(len(g) * int(src[g].max() + tgt[g].max()) for g in groups)
+    return 1 - real / cells if cells else 0.0
+
+
+def _check_split_name(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
