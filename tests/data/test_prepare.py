@@ -1,0 +1,100 @@
+"""prepare_data and `python -m seq2seq.data` on the real Hydra configs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from seq2seq.data import PreparedData, check_data_config, prepare_data
+from seq2seq.data.__main__ import main
+from seq2seq.data.files import read_lines
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+DATA_CONFIGS = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", DATA_CONFIGS)
+def test_every_data_config_composes_and_builds_its_source(compose, name: str, tmp_path) -> None:
+    cfg = compose(f"data={name}", f"++data.root={tmp_path}")  # ++: hub configs have no root
+    check_data_config(cfg.data)
+    source = instantiate(cfg.data.source, _partial_=True)()
+    assert callable(source.load)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.max_tokens=-5"], "data.max_tokens must be a positive integer, got -5"),
+        (["data.max_length=0"], "data.max_length must be a positive integer, got 0"),
+        (["data.max_tokens=2.5"], "data.max_tokens must be a positive integer, got 2.5"),
+        (["data.tgt_lang=de"], "data.src_lang and data.tgt_lang must differ, both are 'de'"),
+        (["data.src_lang=xx"], "data.src_lang: unknown language code 'xx'"),
+    ],
+)
+def test_bad_config_values_fail_before_reading_data(compose, overrides, message, tmp_path) -> None:
+    # the root does not exist: the error must come from the config check, not from reading
+    cfg = compose(*overrides, f"data.root={tmp_path / 'missing'}")
+    with pytest.raises(ValueError, match=message):
+        prepare_data(cfg.data, cfg.tokenizer, tmp_path, seed=0)
+
+
+def test_cli_language_overrides_reach_the_prepared_data(
+    compose, small_multi30k: Path, small_cfg, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = compose(
+        "data=multi30k",
+        "data.src_lang=en",
+        "data.tgt_lang=fr",
+        f"data.root={small_multi30k}",
+        "tokenizer.vocab_size=500",
+        f"cache_dir={small_cfg.cache_dir}",
+    )
+    with caplog.at_level(logging.INFO):
+        data = prepare_data(cfg.data, cfg.tokenizer, cfg.cache_dir, seed=0)
+    assert data.sources("test") == read_lines(small_multi30k / "test_2016_flickr.en.gz")
+    assert data.references("test") == read_lines(small_multi30k / "test_2016_flickr.fr")
+    assert "dropped 0 of 2000 training pairs longer than data.max_length=100" in caplog.text
+
+
+def test_stats_report_sizes_vocabulary_tokens_and_batches(small_data: PreparedData) -> None:
+    stats = small_data.stats()
+    assert {s: v["pairs"] for s, v in stats["splits"].items()} == {
+        "train": 2000,
+        "validation": 300,
+        "test": 300,
+    }
+    assert stats["src_vocab_size"] == stats["tgt_vocab_size"] == 500
+    for split, values in stats["splits"].items():
+        tokens = sum(len(small_data.tokenizer.encode_source(s)) for s in small_data.sources(split))
+        assert values["source_tokens"] == tokens
+        assert values["batches"] == len(small_data.batches(split))
+        assert 0 <= values["padding"] < 0.5
+
+
+def test_module_entry_point_prints_the_statistics(capsys, tmp_path: Path) -> None:
+    stats = main(["data=toy_copy", "data.source.train_size=1000", f"cache_dir={tmp_path}"])
+    out = capsys.readouterr().out
+    assert "data: toy_copy src-tgt" in out
+    assert "vocabulary: 24 joint" in out
+    for split, values in stats["splits"].items():
+        (row,) = [line.split() for line in out.splitlines() if line.startswith(split)]
+        assert row[1:5] == [
+            str(values[k]) for k in ("pairs", "source_tokens", "target_tokens", "batches")
+        ]
+    assert stats["splits"]["train"]["pairs"] == 1000
+
+
+@pytest.mark.slow
+def test_full_multi30k_statistics(multi30k_dir: Path, tmp_path: Path, capsys) -> None:
+    stats = main([f"data.root={multi30k_dir}", f"cache_dir={tmp_path}"])
+    print(capsys.readouterr().out)
+    assert {s: v["pairs"] for s, v in stats["splits"].items()} == {
+        "train": 29000,
+        "validation": 1014,
+        "test": 1000,
+    }
+    assert stats["src_vocab_size"] == 8000
+    assert stats["splits"]["train"]["batches"] > 100
