@@ -1,0 +1,432 @@
+"""Greedy and beam search, written once against the step-wise `Seq2SeqModel` interface.
+
+Shape letters: B sentences, K beam size, N = B·K live hypotheses, S source length (padded),
+V vocabulary, t the step (tokens generated so far, BOS excluded).
+
+Length normalisation is GNMT's (Wu et al., 2016, eq. 14):
+    score(Y) = log P(Y | X) / lp(Y),    lp(Y) = ((5 + |Y|) / 6) ** alpha,
+where |Y| counts the generated tokens including EOS; alpha = 0 ranks by raw log-probability.
+
+Every sentence may generate at most max_len = floor(max_len_a · src_len + max_len_b) tokens
+before EOS; at that step only EOS is allowed, so a truncated hypothesis still pays for its EOS.
+
+Finishing rule (fairseq's): each step keeps the 2K best candidates of a sentence; those ending in
+EOS *among the K best* become finished hypotheses, and the K best of the rest stay alive. A
+sentence stops once it has at least K finished hypotheses (or reaches its max_len) and is dropped
+from the batch with `state.reorder`. Unlike fairseq, every EOS candidate of that last step is kept
+(up to 2K - 1 in all), as under length normalisation a lower one may still rank higher.
+A live hypothesis could in principle still overtake the finished ones, but the exact bound
+(log-prob over lp(max_len)) keeps nearly every sentence alive to its max length, which costs far
+more than the rare search error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from seq2seq.data.batch import Batch
+from seq2seq.models.interface import DecoderState, Seq2SeqModel, StepOutput
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One finished translation of one sentence."""
+
+    tokens: list[int]  # generated ids, without BOS and EOS
+    score: float  # log P(Y | X) / lp(Y), what the n-best list is sorted by
+    log_prob: float  # log P(Y | X), EOS included
+    attention: Tensor | None = None  # (T, S_i): T = len(tokens) + 1 (the EOS row last), unpadded
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT's lp(Y) = ((5 + |Y|) / 6) ** alpha, with |Y| counting EOS."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def max_output_lengths(src_lengths: Tensor, max_len_a: float, max_len_b: int) -> Tensor:
+    """(B,) on the CPU: floor(max_len_a · src_len + max_len_b) tokens allowed before EOS."""
+    if max_len_a < 0 or max_len_b < 0:
+        raise ValueError(
+            f"search.max_len_a and search.max_len_b must be >= 0, got {max_len_a}, {max_len_b}"
+        )
+    return (max_len_a * src_lengths.detach().cpu().double() + max_len_b).floor().long()
+
+
+def _check_args(beam_size: int, n_best: int, alpha: float) -> None:
+    if beam_size < 1:
+        raise ValueError(f"search.beam_size must be >= 1, got {beam_size}")
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best must be in [1, beam_size={beam_size}], got {n_best}")
+    if alpha < 0:
+        raise ValueError(f"search.alpha must be >= 0, got {alpha}")
+
+
+def _start(model: Seq2SeqModel, src: Tensor, src_lengths: Tensor) -> DecoderState:
+    if src.dim() != 2 or src_lengths.shape != (src.size(0),):
+        raise ValueError(
+            f"expected src (B, S) and src_lengths (B,), got {tuple(src.shape)} and "
+            f"{tuple(src_lengths.shape)}"
+        )
+    return model.init_state(model.encode(src, src_lengths))
+
+
+def _step_log_probs(out: StepOutput, at_limit: Tensor, eos_id: int) -> Tensor:
+    """(N, V) float32 log-probabilities; rows `at_limit` (N,) (CPU bool) may only emit EOS.
+
+    A forced EOS keeps the model's log-probability, floored to the lowest finite float so that a
+    model ruling EOS out still ends every sentence with a (hopeless) hypothesis.
+    """
+    log_probs = out.log_probs.float()  # bf16 under autocast would blur the beam ranking
+    if not at_limit.any():
+        return log_probs
+    eos_only = torch.full_like(log_probs, -math.inf)
+    eos_only[:, eos_id] = log_probs[:, eos_id].clamp(min=torch.finfo(log_probs.dtype).min)
+    return torch.where(at_limit.to(log_probs.device).unsqueeze(1), eos_only, log_probs)
+
+
+def _append_attention(history: Tensor | None, out: StepOutput, wanted: bool) -> Tensor | None:
+    """(N, t+1, S): the attention history with this step's row appended, if asked and given."""
+    if not wanted or out.attention is None:
+        return None
+    step = out.attention.float().unsqueeze(1)  # (N, 1, S)
+    return step if history is None else torch.cat([history, step], dim=1)
+
+
+def _hypothesis(
+    tokens: list[int], log_prob: float, alpha: float, attention: Tensor | None, src_len: int
+) -> Hypothesis:
+    return Hypothesis(
+        tokens=tokens,
+        score=log_prob / length_penalty(len(tokens) + 1, alpha),
+        log_prob=log_prob,
+        attention=None if attention is None else attention[:, :src_len].cpu(),
+    )
+
+
+# ---------------------------------------------------------------------------------- greedy
+
+
+@dataclass
+class _Rows:
+    """The sentences still decoded greedily, one row each (B' rows, tensors indexed alike)."""
+
+    sentences: Tensor  # (B',) CPU: row of each sentence in the input batch
+    max_len: Tensor  # (B',) CPU
+    scores: Tensor  # (B',) log-probability so far
+    tokens: Tensor  # (B', t)
+    attention: Tensor | None  # (B', t+1, S) once this step's row is appended
+
+    def select(self, keep: Tensor) -> _Rows:
+        """The rows `keep` (CPU LongTensor) in that order."""
+        on_device = keep.to(self.tokens.device)
+        return _Rows(
+            self.sentences[keep],
+            self.max_len[keep],
+            self.scores[on_device],
+            self.tokens[on_device],
+            None if self.attention is None else self.attention[on_device],
+        )
+
+
+def _finish_rows(
+    rows: _Rows, ended: Tensor, finished: list[list[Hypothesis]], alpha: float, src_lens: list[int]
+) -> None:
+    """Append the hypotheses of rows `ended` (CPU bool (B',)) to their sentence's list."""
+    for i in ended.nonzero().flatten().tolist():
+        sentence = int(rows.sentences[i])
+        attention = None if rows.attention is None else rows.attention[i]
+        finished[sentence].append(
+            _hypothesis(
+                rows.tokens[i].tolist(), float(rows.scores[i]), alpha, attention, src_lens[sentence]
+            )
+        )
+
+
+@torch.inference_mode()
+def greedy_search(
+    model: Seq2SeqModel,
+    src: Tensor,
+    src_lengths: Tensor,
+    *,
+    bos_id: int,
+    eos_id: int,
+    alpha: float,
+    max_len_a: float,
+    max_len_b: int,
+    return_attention: bool = False,
+) -> list[list[Hypothesis]]:
+    """The most probable token at every step; a 1-best list per sentence.
+
+    `alpha` only normalises the reported score; it cannot change a greedy choice.
+    """
+    _check_args(1, 1, alpha)
+    state = _start(model, src, src_lengths)
+    batch_size, src_lens = src.size(0), src_lengths.tolist()
+    rows = _Rows(
+        sentences=torch.arange(batch_size),
+        max_len=max_output_lengths(src_lengths, max_len_a, max_len_b),
+        scores=src.new_zeros(batch_size, dtype=torch.float),
+        tokens=src.new_empty(batch_size, 0),
+        attention=None,
+    )
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
+    prev = src.new_full((batch_size,), bos_id)
+    for t in itertools.count():  # ends at max_len at the latest, where only EOS is allowed
+        out = model.step(prev, state)
+        step_scores, prev = _step_log_probs(out, rows.max_len == t, eos_id).max(dim=1)
+        rows.scores = rows.scores + step_scores
+        rows.attention = _append_attention(rows.attention, out, return_attention)
+        ended = (prev == eos_id).cpu()
+        _finish_rows(rows, ended, finished, alpha, src_lens)
+        rows.tokens = torch.cat([rows.tokens, prev.unsqueeze(1)], dim=1)
+        state = out.state
+        if ended.any():
+            keep = (~ended).nonzero().flatten()
+            if keep.numel() == 0:
+                break
+            rows, prev = rows.select(keep), prev[keep.to(prev.device)]
+            state = state.reorder(keep.to(prev.device))
+    return finished
+
+
+# ------------------------------------------------------------------------------------ beam
+
+
+@dataclass
+class _Beams:
+    """The live hypotheses of the B' sentences still searched; K per sentence, row b·K + k."""
+
+    sentences: Tensor  # (B',) CPU: row of each sentence in the input batch
+    max_len: Tensor  # (B',) CPU
+    num_finished: Tensor  # (B',) CPU
+    scores: Tensor  # (B', K) log-probability so far
+    tokens: Tensor  # (N, t)
+    attention: Tensor | None  # (N, t+1, S) once this step's row is appended
+
+
+@dataclass
+class _Candidates:
+    """The 2K best one-token extensions of each sentence, best first."""
+
+    scores: Tensor  # (B', 2K) log-probability with the new token
+    rows: Tensor  # (B', 2K) row b·K + k of the parent hypothesis
+    tokens: Tensor  # (B', 2K) the new token
+
+
+def _initial_beams(src: Tensor, src_lengths: Tensor, beam_size: int, max_len: Tensor) -> _Beams:
+    batch_size = src.size(0)
+    scores = src.new_full((batch_size, beam_size), -math.inf, dtype=torch.float)
+    scores[:, 0] = 0.0  # the K beams start identical (BOS); expand only the first
+    return _Beams(
+        sentences=torch.arange(batch_size),
+        max_len=max_len,
+        num_finished=torch.zeros(batch_size, dtype=torch.long),
+        scores=scores,
+        tokens=src.new_empty(batch_size * beam_size, 0),
+        attention=None,
+    )
+
+
+def expand(scores: Tensor, log_probs: Tensor) -> Tensor:
+    """(B', K·V): the log-probability of every one-token extension of every live hypothesis.
+
+    `scores` (B', K) are the hypotheses' log-probabilities so far, `log_probs` (N, V) the step's.
+    """
+    beam_size, vocab_size = scores.size(1), log_probs.size(1)
+    extended = scores.unsqueeze(2) + log_probs.view(-1, beam_size, vocab_size)  # (B', K, V)
+    return extended.view(scores.size(0), beam_size * vocab_size)
+
+
+def select_top_k(extended: Tensor, beam_size: int, vocab_size: int) -> _Candidates:
+    """The 2K best extensions per sentence: K survive even if K of them end in EOS."""
+    scores, flat = extended.topk(min(2 * beam_size, extended.size(1)), dim=1)  # (B', 2K)
+    offsets = torch.arange(extended.size(0), device=extended.device).unsqueeze(1) * beam_size
+    return _Candidates(scores, offsets + flat // vocab_size, flat % vocab_size)
+
+
+def finalize(
+    cands: _Candidates,
+    beams: _Beams,
+    finished: list[list[Hypothesis]],
+    *,
+    eos_id: int,
+    alpha: float,
+    src_lens: list[int],
+) -> None:
+    """Move the EOS candidates among each sentence's K best into `finished`."""
+    beam_size = beams.scores.size(1)
+    top_k = (slice(None), slice(0, beam_size))
+    ended = (cands.tokens[top_k] == eos_id) & torch.isfinite(cands.scores[top_k])  # (B', K)
+    if not ended.any():
+        return
+    sentence_idx, rank = ended.nonzero(as_tuple=True)
+    rows = cands.rows[sentence_idx, rank]  # (M,) parents of the ended candidates
+    tokens = beams.tokens[rows].tolist()
+    log_probs = cands.scores[sentence_idx, rank].tolist()
+    attention = None if beams.attention is None else beams.attention[rows]  # (M, t+1, S)
+    for m, i in enumerate(sentence_idx.tolist()):
+        sentence = int(beams.sentences[i])
+        att = None if attention is None else attention[m]
+        finished[sentence].append(
+            _hypothesis(tokens[m], log_probs[m], alpha, att, src_lens[sentence])
+        )
+    beams.num_finished = beams.num_finished + ended.sum(1).cpu()
+
+
+def advance(
+    cands: _Candidates, beams: _Beams, state: DecoderState, at_limit: Tensor, *, eos_id: int
+) -> tuple[_Beams, DecoderState, Tensor] | None:
+    """Keep the K best non-EOS candidates of each unfinished sentence and drop finished ones.
+
+    Returns the new beams, their state and the tokens to feed next (N',); None once all ended.
+    """
+    beam_size = beams.scores.size(1)
+    alive = cands.scores.masked_fill(cands.tokens == eos_id, -math.inf)
+    scores, pos = alive.topk(beam_size, dim=1)  # (B', K)
+    done = (beams.num_finished >= beam_size) | at_limit | ~torch.isfinite(scores[:, 0]).cpu()
+    keep = (~done).nonzero().flatten()
+    if keep.numel() == 0:
+        return None
+    on_device = keep.to(scores.device)
+    pos = pos[on_device]
+    rows = cands.rows[on_device].gather(1, pos).flatten()  # (N',) parent rows
+    tokens = cands.tokens[on_device].gather(1, pos).flatten()  # (N',)
+    new = _Beams(
+        sentences=beams.sentences[keep],
+        max_len=beams.max_len[keep],
+        num_finished=beams.num_finished[keep],
+        scores=scores[on_device],
+        tokens=torch.cat([beams.tokens[rows], tokens.unsqueeze(1)], dim=1),
+        attention=None if beams.attention is None else beams.attention[rows],
+    )
+    return new, state.reorder(rows), tokens
+
+
+@torch.inference_mode()
+def beam_search(
+    model: Seq2SeqModel,
+    src: Tensor,
+    src_lengths: Tensor,
+    *,
+    bos_id: int,
+    eos_id: int,
+    beam_size: int,
+    alpha: float,
+    max_len_a: float,
+    max_len_b: int,
+    n_best: int = 1,
+    return_attention: bool = False,
+) -> list[list[Hypothesis]]:
+    """Beam search; per sentence the `n_best` finished hypotheses, best normalised score first."""
+    _check_args(beam_size, n_best, alpha)
+    state = _start(model, src, src_lengths)
+    batch_size, src_lens = src.size(0), src_lengths.tolist()
+    state = state.reorder(
+        torch.arange(batch_size, device=src.device).repeat_interleave(beam_size)
+    )  # (N,) rows: each sentence's state copied K times
+    beams = _initial_beams(
+        src, src_lengths, beam_size, max_output_lengths(src_lengths, max_len_a, max_len_b)
+    )
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
+    prev = src.new_full((batch_size * beam_size,), bos_id)
+    for t in itertools.count():  # ends at max_len at the latest, where only EOS is allowed
+        out = model.step(prev, state)
+        at_limit = beams.max_len == t  # (B',)
+        log_probs = _step_log_probs(out, at_limit.repeat_interleave(beam_size), eos_id)
+        cands = select_top_k(expand(beams.scores, log_probs), beam_size, log_probs.size(1))
+        beams.attention = _append_attention(beams.attention, out, return_attention)
+        finalize(cands, beams, finished, eos_id=eos_id, alpha=alpha, src_lens=src_lens)
+        advanced = advance(cands, beams, out.state, at_limit, eos_id=eos_id)
+        if advanced is None:
+            break
+        beams, state, prev = advanced
+    return [sorted(hyps, key=lambda h: h.score, reverse=True)[:n_best] for hyps in finished]
+
+
+def search(
+    model: Seq2SeqModel,
+    src: Tensor,
+    src_lengths: Tensor,
+    *,
+    bos_id: int,
+    eos_id: int,
+    beam_size: int,
+    alpha: float,
+    max_len_a: float,
+    max_len_b: int,
+    n_best: int = 1,
+    return_attention: bool = False,
+) -> list[list[Hypothesis]]:
+    """Greedy search for beam_size 1 (which beam search would equal, only slower), else beam."""
+    kwargs = dict(bos_id=bos_id, eos_id=eos_id, alpha=alpha, max_len_a=max_len_a)
+    kwargs.update(max_len_b=max_len_b, return_attention=return_attention)
+    if beam_size == 1 and n_best == 1:
+        return greedy_search(model, src, src_lengths, **kwargs)
+    return beam_search(model, src, src_lengths, beam_size=beam_size, n_best=n_best, **kwargs)
+
+
+def translate_batches(
+    model: Seq2SeqModel,
+    batches: Sequence[Batch],
+    *,
+    bos_id: int,
+    eos_id: int,
+    beam_size: int,
+    alpha: float,
+    max_len_a: float,
+    max_len_b: int,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> list[list[int]]:
+    """The best hypothesis' ids for every sentence of `batches`, in corpus order (`Batch.indices`).
+
+    The model is put in eval mode for the search and then back in its previous mode.
+    """
+    device = device if device is not None else _model_device(model)
+    by_index: dict[int, list[int]] = {}
+    was_training = model.training
+    model.eval()
+    try:
+        total = sum(batch.size for batch in batches)
+        with tqdm(total=total, desc="decoding", unit="sent", disable=not progress) as bar:
+            for batch in batches:
+                batch = batch.to(device)
+                nbest = search(
+                    model,
+                    batch.src,
+                    batch.src_lengths,
+                    bos_id=bos_id,
+                    eos_id=eos_id,
+                    beam_size=beam_size,
+                    alpha=alpha,
+                    max_len_a=max_len_a,
+                    max_len_b=max_len_b,
+                )
+                for index, hyps in zip(batch.indices.tolist(), nbest):
+                    by_index[index] = hyps[0].tokens
+                bar.update(batch.size)
+    finally:
+        model.train(was_training)
+    return _in_corpus_order(by_index, total)
+
+
+def _model_device(model: Seq2SeqModel) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def _in_corpus_order(by_index: dict[int, list[int]], total: int) -> list[list[int]]:
+    if sorted(by_index) != list(range(total)):
+        raise ValueError(
+            f"Batch.indices must number the {total} sentences 0..{total - 1} once each; got "
+            f"{len(by_index)} distinct indices from {min(by_index, default=None)} to "
+            f"{max(by_index, default=None)}"
+        )
+    return [by_index[i] for i in range(total)]
