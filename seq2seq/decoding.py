@@ -167,6 +167,8 @@ def greedy_search(
     `alpha` only normalises the reported score; it cannot change a greedy choice.
     """
     _check_args(1, 1, alpha)
+    if src.size(0) == 0:
+        return []
     state = _start(model, src, src_lengths)
     batch_size, src_lens = src.size(0), src_lengths.tolist()
     rows = _Rows(
@@ -326,6 +328,8 @@ def beam_search(
 ) -> list[list[Hypothesis]]:
     """Beam search; per sentence the `n_best` finished hypotheses, best normalised score first."""
     _check_args(beam_size, n_best, alpha)
+    if src.size(0) == 0:
+        return []
     state = _start(model, src, src_lengths)
     batch_size, src_lens = src.size(0), src_lengths.tolist()
     state = state.reorder(

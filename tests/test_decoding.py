@@ -396,6 +396,13 @@ def test_bad_source_shape_is_rejected():
         greedy(ScriptedModel({1: ALWAYS_ENDS}), torch.tensor([1, 4]), torch.tensor([2]))
 
 
+def test_an_empty_batch_decodes_to_nothing():
+    model = ScriptedModel({1: ALWAYS_ENDS})
+    empty = (torch.zeros(0, 3, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    assert greedy(model, *empty) == [] and beam(model, *empty) == []
+    assert model.step_rows == []
+
+
 def make_batch(src: Tensor, src_lengths: Tensor, indices: list[int]) -> Batch:
     tgt = torch.full((src.size(0), 1), EOS)
     return Batch(
@@ -403,14 +410,15 @@ def make_batch(src: Tensor, src_lengths: Tensor, indices: list[int]) -> Batch:
     )
 
 
+TRANSLATE_ARGS = dict(beam_size=1, alpha=0.0, max_len_a=0.0, max_len_b=10, progress=False)
+
+
 @pytest.mark.parametrize("beam_size", [1, 2])
 def test_translate_batches_returns_corpus_order(beam_size):
     model = ScriptedModel({1: GREEDY_MISSES, 2: SHORT_OR_LONG, 3: ENDS_AT_ONCE}).train()
     batches = [make_batch(*sources([2, 3], [3, 1]), [2, 0]), make_batch(*sources([1], [2]), [1])]
-    search = dict(beam_size=beam_size, alpha=0.0, max_len_a=0.0, max_len_b=10)
-    ids = decoding.translate_batches(
-        model, batches, bos_id=BOS, eos_id=EOS, progress=False, **search
-    )
+    search = TRANSLATE_ARGS | dict(beam_size=beam_size)
+    ids = decoding.translate_batches(model, batches, bos_id=BOS, eos_id=EOS, **search)
     # sentence 1 follows GREEDY_MISSES, sentence 2 SHORT_OR_LONG (beam prefers "A" at alpha 0)
     expected = {1: [[A], [B, B, B]], 2: [[B], [A]]}[beam_size]
     assert ids == [[], expected[0], expected[1]]
@@ -421,10 +429,7 @@ def test_translate_batches_rejects_gaps_in_indices():
     model = ScriptedModel({1: ALWAYS_ENDS})
     batches = [make_batch(*sources([1, 1], [2, 2]), [0, 2])]
     with pytest.raises(ValueError, match="Batch.indices"):
-        decoding.translate_batches(
-            model, batches, bos_id=BOS, eos_id=EOS, beam_size=1, alpha=0.0, max_len_a=0.0,
-            max_len_b=3, progress=False,
-        )  # fmt: skip
+        decoding.translate_batches(model, batches, bos_id=BOS, eos_id=EOS, **TRANSLATE_ARGS)
 
 
 # ---------------------------------------------------------------------------------- config
