@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import torch
@@ -30,14 +31,16 @@ class Ragged:
 
     @classmethod
     def from_lists(cls, chunks: Iterable[list[list[int]]]) -> Ragged:
-        ids, lengths = [], []
+        """From sequences arriving in chunks; each chunk is flattened at once, so no Python
+        object per sentence outlives its chunk."""
+        flat, lengths = [np.zeros(0, dtype=np.int32)], [np.zeros(0, dtype=np.int64)]
         for chunk in chunks:
-            lengths.extend(len(seq) for seq in chunk)
-            ids.extend(np.asarray(seq, dtype=np.int32) for seq in chunk)
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        flat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int32)
-        return cls(flat, offsets)
+            lengths.append(np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk)))
+            flat.append(np.fromiter(chain.from_iterable(chunk), dtype=np.int32))
+        all_lengths = np.concatenate(lengths)
+        offsets = np.zeros(len(all_lengths) + 1, dtype=np.int64)
+        np.cumsum(all_lengths, out=offsets[1:])
+        return cls(np.concatenate(flat), offsets)
 
     @property
     def lengths(self) -> np.ndarray:

@@ -62,13 +62,13 @@ def fetch(url: str, cache_dir: Path, timeout: float = 60.0) -> Path:
     except urllib.error.HTTPError as error:
         if error.code == 404:
             raise RemoteFileMissing(url) from None
-        raise ConnectionError(f"{url}: HTTP {error.code} {error.reason}") from None
+        raise ConnectionError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
     except urllib.error.URLError as error:
         if isinstance(error.reason, FileNotFoundError):  # file:// URL to a missing file
             raise RemoteFileMissing(url) from None
-        raise ConnectionError(f"{url}: {error.reason}") from None
+        raise ConnectionError(f"cannot download {url}: {error.reason}") from None
     except OSError as error:  # timeouts and resets raised outside URLError
-        raise ConnectionError(f"{url}: {error}") from None
+        raise ConnectionError(f"cannot download {url}: {error}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.{os.getpid()}.part")
     partial.write_bytes(payload)

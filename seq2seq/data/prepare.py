@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from datasets import Dataset, DatasetDict
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.data.batch import Batch
 from seq2seq.data.batching import Ragged, collate, encode_texts, pack, shuffled_order, sorted_order
@@ -37,7 +37,11 @@ def prepare_data(
 
 def check_data_config(cfg: DictConfig) -> None:
     """Raise one ValueError naming every bad key, before any file is read."""
-    problems = []
+    problems = [
+        f"data.{key} must be set, e.g. data.{key}=<value> on the command line"
+        for key in cfg
+        if OmegaConf.is_missing(cfg, key)
+    ]
     for key in ("max_tokens", "max_length"):
         if not _is_positive_int(value := cfg.get(key)):
             problems.append(f"data.{key} must be a positive integer, got {value!r}")
@@ -122,18 +126,21 @@ class PreparedData:
         """Training: filtered, bucketed, shuffled from (seed, epoch). Validation/test: every
         pair, longest first; restore corpus order with `Batch.indices`."""
         _check_split_name(split)
+        if split in self._eval_batches:
+            return list(self._eval_batches[split])
         pairs = self.encoded[split]
-        if split == "train":
-            return [collate(rows, pairs.source, pairs.target) for rows in self._train_rows(epoch)]
-        if split not in self._eval_batches:
-            rows = self._pack(split, sorted_order(*pairs.padded_lengths))
-            self._eval_batches[split] = [collate(r, pairs.source, pairs.target) for r in rows]
-        return list(self._eval_batches[split])
+        batches = [collate(rows, pairs.source, pairs.target) for rows in self._groups(split, epoch)]
+        if split != "train":
+            self._eval_batches[split] = batches
+        return list(batches)
 
-    def _train_rows(self, epoch: int) -> list[np.ndarray]:
+    def _groups(self, split: str, epoch: int) -> list[np.ndarray]:
+        """The rows of each batch, in the order the batches are to run."""
+        lengths = self.encoded[split].padded_lengths
+        if split != "train":
+            return self._pack(split, sorted_order(*lengths))
         rng = np.random.default_rng([self.seed, epoch])
-        order = shuffled_order(self.train_rows, *self.encoded["train"].padded_lengths, rng)
-        groups = self._pack("train", order)
+        groups = self._pack(split, shuffled_order(self.train_rows, *lengths, rng))
         return [groups[i] for i in rng.permutation(len(groups))]
 
     def _pack(self, split: str, order: np.ndarray) -> list[np.ndarray]:
@@ -157,18 +164,13 @@ class PreparedData:
         """Sizes, vocabulary and batch counts, e.g. for `python -m seq2seq.data` and run logs."""
         splits = {}
         for split in SPLITS:
-            pairs = self.encoded[split]
-            rows = (
-                self._train_rows(0)
-                if split == "train"
-                else self._pack(split, sorted_order(*pairs.padded_lengths))
-            )
+            pairs, groups = self.encoded[split], self._groups(split, epoch=0)
             splits[split] = {
                 "pairs": len(pairs.source),
                 "source_tokens": int(pairs.source.lengths.sum()),
                 "target_tokens": int(pairs.target.lengths.sum()),
-                "batches": len(rows),
-                "padding": round(_padding_fraction(rows, *pairs.padded_lengths), 4),
+                "batches": len(groups),
+                "padding": round(_padding_fraction(groups, *pairs.padded_lengths), 4),
             }
         return {
             "src_vocab_size": self.tokenizer.src_vocab_size,

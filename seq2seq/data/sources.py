@@ -94,15 +94,16 @@ class ParallelTextSource:
     def load(self, cache_dir: Path) -> DatasetDict:
         if not is_url(self.root) and not Path(self.root).is_dir():
             raise FileNotFoundError(f"data.root: {self.root} is not a folder")
-        loaded, where = {}, {}
+        loaded = {}
         for split, prefix in self.splits.items():
             src_path = self._locate(prefix, self.src_lang, cache_dir)
             tgt_path = self._locate(prefix, self.tgt_lang, cache_dir)
             loaded[split] = _read_aligned(src_path, tgt_path)
-            where[split] = f"{src_path.name}/{tgt_path.name}"
-        loaded["train"] = drop_empty_pairs(
-            loaded["train"], lambda row: f"line {row + 1} of {where['train']}"
-        )
+            if split == "train":
+                where = f"{src_path.name}/{tgt_path.name}"
+                loaded[split] = drop_empty_pairs(
+                    loaded[split], lambda row, where=where: f"line {row + 1} of {where}"
+                )
         return DatasetDict(loaded)
 
     def _locate(self, prefix: str, lang: str, cache_dir: Path) -> Path:
@@ -131,7 +132,7 @@ class ParallelTextSource:
                 continue
             except ConnectionError as error:
                 raise ConnectionError(
-                    f"cannot download {url} ({error}). Offline? Put the files "
+                    f"{error}. Offline? Put the files "
                     f"{{{','.join(self.splits.values())}}}.{{{self.src_lang},{self.tgt_lang}}}"
                     "[.gz] in a folder and run with data.root=<that folder>"
                 ) from None
@@ -180,6 +181,11 @@ class HubTranslationSource:
                     f"data.source.{split}_fraction must be in (0, 1) or null, got {fraction}"
                 )
         self.held_out_seed = held_out_seed
+        if name is not None and Path(path).is_dir():
+            raise ValueError(
+                f"data.source.path={path} is a local folder, which has no named configurations: "
+                f"set data.source.name=null (got {name!r})"
+            )
 
     def load(self, cache_dir: Path) -> DatasetDict:
         available = self._load_dataset(Path(cache_dir))
@@ -218,7 +224,15 @@ class HubTranslationSource:
                 f"{', '.join(split.column_names)}); see data.source.column"
             )
         feature = split.features[self.column]
-        languages = feature.languages if isinstance(feature, datasets.Translation) else feature
+        if isinstance(feature, datasets.Translation):
+            languages = feature.languages
+        elif isinstance(feature, dict):
+            languages = list(feature)
+        else:
+            raise ValueError(
+                f"{self.path} column {self.column!r} holds {feature}, not {{language: text}} "
+                "dicts; see data.source.column"
+            )
         for key, lang in (("data.src_lang", self.src_lang), ("data.tgt_lang", self.tgt_lang)):
             check_language(lang, key, list(languages), f"{self.path} {self.name or ''}".strip())
         flat = split.select_columns([self.column]).flatten()
@@ -300,6 +314,7 @@ class TsvSource(_LocalFileSource):
             columns, lines, first = tuple(header.index(c) for c in columns), lines[1:], 2
         sources, targets = [], []
         for number, line in enumerate(lines, start=first):
+            # a blank line is a pair with two empty sides: dropped from train like any other
             fields = line.split("\t") if line.strip() else [""] * (max(columns) + 1)
             if len(fields) <= max(columns):
                 raise ValueError(

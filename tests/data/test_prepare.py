@@ -32,11 +32,12 @@ def test_every_data_config_composes_and_builds_its_source(compose, name: str, tm
         (["data.max_tokens=2.5"], "data.max_tokens must be a positive integer, got 2.5"),
         (["data.tgt_lang=de"], "data.src_lang and data.tgt_lang must differ, both are 'de'"),
         (["data.src_lang=xx"], "data.src_lang: unknown language code 'xx'"),
+        (["data=tsv", "data.root=???"], r"data\.root must be set, e.g. data\.root=<value>"),
     ],
 )
 def test_bad_config_values_fail_before_reading_data(compose, overrides, message, tmp_path) -> None:
     # the root does not exist: the error must come from the config check, not from reading
-    cfg = compose(*overrides, f"data.root={tmp_path / 'missing'}")
+    cfg = compose(f"data.root={tmp_path / 'missing'}", *overrides)
     with pytest.raises(ValueError, match=message):
         prepare_data(cfg.data, cfg.tokenizer, tmp_path, seed=0)
 

@@ -265,6 +265,12 @@ def test_hub_unknown_language_lists_available(load, tmp_path: Path) -> None:
         )
 
 
+def test_hub_config_name_with_a_local_folder_says_to_clear_it(load, tmp_path: Path) -> None:
+    write_translation_jsonl(tmp_path / "hub", "train", hub_rows("train", 3))
+    with pytest.raises(ValueError, match=r"is a local folder.*set data\.source\.name=null"):
+        load("data=wmt14_de_en", f"data.source.path={tmp_path / 'hub'}")
+
+
 # --- local TSV and JSON lines ----------------------------------------------------------------
 
 
