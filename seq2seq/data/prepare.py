@@ -21,17 +21,25 @@ log = logging.getLogger(__name__)
 
 
 def prepare_data(
-    data_cfg: DictConfig, tokenizer_cfg: DictConfig, cache_dir: str | Path, seed: int
+    data_cfg: DictConfig,
+    tokenizer_cfg: DictConfig,
+    cache_dir: str | Path,
+    seed: int,
+    tokenizer: Tokenizer | None = None,
 ) -> PreparedData:
-    """Load the configured corpus, train or reuse its tokenizer, and encode every split."""
+    """Load the configured corpus, train or reuse its tokenizer, and encode every split.
+
+    A given `tokenizer` (e.g. a checkpoint's) is used as is instead of `tokenizer_cfg`.
+    """
     check_data_config(data_cfg)
     # _partial_ then call: the constructor's ValueError reaches the user as is, not wrapped in
     # Hydra's InstantiationException
     source = instantiate(data_cfg.source, _partial_=True)()
     raw = source.load(Path(cache_dir))
     _check_splits(raw)
-    trainer = instantiate(tokenizer_cfg, _partial_=True)()
-    tokenizer = trainer.fit(raw["train"]["source"], raw["train"]["target"], Path(cache_dir))
+    if tokenizer is None:
+        trainer = instantiate(tokenizer_cfg, _partial_=True)()
+        tokenizer = trainer.fit(raw["train"]["source"], raw["train"]["target"], Path(cache_dir))
     return PreparedData(raw, tokenizer, data_cfg.max_tokens, data_cfg.max_length, seed)
 
 

@@ -60,6 +60,17 @@ def test_cli_language_overrides_reach_the_prepared_data(
     assert "dropped 0 of 2000 training pairs longer than data.max_length=100" in caplog.text
 
 
+def test_a_given_tokenizer_is_used_instead_of_training_one(
+    small_cfg, small_data: PreparedData, tmp_path: Path
+) -> None:
+    cache = tmp_path / "empty_cache"
+    data = prepare_data(
+        small_cfg.data, small_cfg.tokenizer, cache, seed=0, tokenizer=small_data.tokenizer
+    )
+    assert data.tokenizer is small_data.tokenizer
+    assert not (cache / "tokenizers").exists()
+
+
 def test_stats_report_sizes_vocabulary_tokens_and_batches(small_data: PreparedData) -> None:
     stats = small_data.stats()
     assert {s: v["pairs"] for s, v in stats["splits"].items()} == {
