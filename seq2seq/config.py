@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq.data import check_data_config
 from seq2seq.training.runtime import PRECISIONS
 
 
@@ -72,3 +73,4 @@ def validate_config(cfg: DictConfig) -> None:
         problems.append(f"device must be auto, cpu or cuda[:N], got {device!r}")
     if problems:
         raise ValueError("invalid config:\n  " + "\n  ".join(problems))
+    check_data_config(cfg.data)

@@ -6,6 +6,7 @@ Returns the best validation score, the number a Hydra sweep optimises.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import hydra
@@ -35,7 +36,8 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     model = build_model(cfg.model, data.tokenizer).to(device)
     optimizer = instantiate(cfg.optim)(model.parameters())
     scheduler = instantiate(cfg.scheduler)(optimizer)
-    greedy = Validator(data, device, precision, SearchSettings(beam_size=1))
+    search = SearchSettings(**cfg.search)
+    greedy = Validator(data, device, precision, replace(search, beam_size=1))
     trainer = instantiate(cfg.trainer)(
         model=model,
         optimizer=optimizer,
@@ -51,7 +53,6 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     best = run_dir / ckpt.CHECKPOINT_DIR / ckpt.BEST
     if best.exists():
         model.load_state_dict(ckpt.load_checkpoint(best)["model"])
-    search = SearchSettings(**cfg.search)
     tests = {"greedy": greedy.run(model, "test", progress=cfg.trainer.progress)}
     if search.beam_size > 1:
         beam = Validator(data, device, precision, search)

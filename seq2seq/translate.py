@@ -18,27 +18,40 @@ from seq2seq.training import runtime
 from seq2seq.training.validation import SearchSettings, Translator
 
 
-def translate_lines(
-    lines: Iterable[str], model, tokenizer, search: SearchSettings, device, batch_sentences: int
+def translate_lines(  # noqa: PLR0913
+    lines: Iterable[str],
+    model,
+    tokenizer,
+    search: SearchSettings,
+    device,
+    batch_sentences: int,
+    max_tokens: int,
 ) -> Iterator[str]:
     """Translate lines in groups of `batch_sentences`, yielding translations in input order."""
     precision = runtime.resolve_precision("auto", device)
     translator = Translator(tokenizer, device, precision, search)
     lines = iter(lines)
     while chunk := [line.rstrip("\n") for line in islice(lines, batch_sentences)]:
-        yield from translator(model, batch_sources(tokenizer, chunk), progress=False)
+        yield from translator(model, batch_sources(tokenizer, chunk, max_tokens), progress=False)
 
 
 @hydra.main(config_path="../configs", config_name="translate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     device = runtime.pick_device(cfg.device)
     runtime.configure_threads(device, cfg.num_threads)
-    model, tokenizer, _ = load_trained(cfg.checkpoint, device)
+    model, tokenizer, train_cfg = load_trained(cfg.checkpoint, device)
     source = open(cfg.input, encoding="utf-8") if cfg.input else sys.stdin
     sink = open(cfg.output, "w", encoding="utf-8") if cfg.output else sys.stdout
     try:
+        search = SearchSettings(**cfg.search)
         lines = translate_lines(
-            source, model, tokenizer, SearchSettings(**cfg.search), device, cfg.batch_sentences
+            source,
+            model,
+            tokenizer,
+            search,
+            device,
+            cfg.batch_sentences,
+            train_cfg.data.max_tokens,
         )
         for translation in lines:
             print(translation, file=sink, flush=sink is sys.stdout)

@@ -64,6 +64,8 @@ def load_checkpoint(path: str | Path, prefer: str = LAST) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {file} is corrupt or unreadable: {err}") from err
     required = {"model", "config", "tokenizer", "progress"}
     if not isinstance(payload, dict) or not required <= set(payload):
-        raise CheckpointError(f"{file} is not a seq2seq checkpoint (expected keys {sorted(required)})")
+        raise CheckpointError(
+            f"{file} is not a seq2seq checkpoint (expected keys {sorted(required)})"
+        )
     payload["path"] = str(file)
     return payload

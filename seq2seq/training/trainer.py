@@ -114,7 +114,9 @@ class Trainer:
     def fit(self) -> Progress:
         """Train until max_epochs / max_updates / max_minutes or early stopping."""
         self.model.to(self.device)
-        log.info("training %s parameters on %s (%s)", _count(self.model), self.device, self.precision)
+        log.info(
+            "training %s parameters on %s (%s)", _count(self.model), self.device, self.precision
+        )
         while not self.progress.stop_reason:
             self._run_epoch()
         log.info("stopped: %s", self.progress.stop_reason)
@@ -277,7 +279,9 @@ class Trainer:
     def _is_improvement(self, value: float) -> bool:
         p = self.progress
         higher = HIGHER_IS_BETTER[self.metric]
-        better = p.best_metric is None or (value > p.best_metric if higher else value < p.best_metric)
+        better = p.best_metric is None or (
+            value > p.best_metric if higher else value < p.best_metric
+        )
         if better:
             p.best_metric, p.best_update, p.bad_validations = value, p.update, 0
             return True

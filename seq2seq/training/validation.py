@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -17,12 +16,12 @@ from seq2seq.training import runtime
 
 @dataclass
 class SearchSettings:
-    """How hypotheses are searched for; mirrors the `search` config group."""
+    """How hypotheses are searched for: the keys of the `search` config group."""
 
-    beam_size: int = 1
-    alpha: float = 1.0
-    max_len_a: float = 1.5
-    max_len_b: int = 10
+    beam_size: int
+    alpha: float
+    max_len_a: float
+    max_len_b: int
 
 
 @dataclass
@@ -40,18 +39,18 @@ class Validator:
         self,
         data,
         device: torch.device,
-        precision: str = "fp32",
-        search: SearchSettings | None = None,
+        precision: str,
+        search: SearchSettings,
     ) -> None:
         self.data, self.device, self.precision = data, device, precision
-        self.translate = Translator(data.tokenizer, device, precision, search or SearchSettings())
+        self.translate = Translator(data.tokenizer, device, precision, search)
 
     def run(self, model: Seq2SeqModel, split: str, progress: bool = False) -> ValidationResult:
         batches = self.data.batches(split)
         was_training = model.training
         model.eval()
         try:
-            loss = self.token_nll(model, batches)
+            nll_sum, tokens = self.token_nll(model, batches)
             start = time.perf_counter()
             hypotheses = self.translate(model, batches, progress)
             seconds = time.perf_counter() - start
@@ -60,8 +59,8 @@ class Validator:
         references = self.data.references(split)
         bleu = evaluation.bleu(hypotheses, references)
         metrics = {
-            "loss": loss,
-            "ppl": math.exp(min(loss, 50.0)),
+            "loss": nll_sum / tokens,
+            "ppl": evaluation.perplexity(nll_sum, tokens),
             "bleu": bleu.score,
             "chrf": evaluation.chrf(hypotheses, references).score,
             "decode_seconds": seconds,
@@ -70,8 +69,9 @@ class Validator:
         return ValidationResult(metrics, hypotheses, bleu.signature)
 
     @torch.inference_mode()
-    def token_nll(self, model: Seq2SeqModel, batches: list[Batch]) -> float:
-        """Mean negative log-likelihood per target token (no label smoothing)."""
+    def token_nll(self, model: Seq2SeqModel, batches: list[Batch]) -> tuple[float, int]:
+        """Summed negative log-likelihood of the target tokens (no label smoothing), and their
+        count."""
         total, tokens = 0.0, 0
         for batch in batches:
             batch = batch.to(self.device)
@@ -86,8 +86,7 @@ class Validator:
                 )
             )
             tokens += batch.num_tgt_tokens
-        return total / tokens
-
+        return total, tokens
 
 
 class Translator:
