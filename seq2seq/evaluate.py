@@ -33,7 +33,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model, tokenizer, train_cfg = load_trained(cfg.checkpoint, device)
     data_cfg = train_cfg.data
     if cfg.data.root is not None:
-        data_cfg.root = cfg.data.root
+        _move_root(data_cfg, cfg.data.root)
     data = prepare_data(
         data_cfg, train_cfg.tokenizer, cfg.cache_dir, seed=train_cfg.seed, tokenizer=tokenizer
     )
@@ -57,6 +57,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_json(out_dir / "metrics.json", metrics)
     log.info("wrote %s", out_dir)
     return metrics
+
+
+def _move_root(data_cfg: DictConfig, root: str) -> None:
+    if "root" not in data_cfg:
+        raise ValueError(f"data.root was given, but the {data_cfg.name} data set reads no files")
+    # the checkpoint's config is resolved, so the source holds its own copy of the root
+    data_cfg.root = data_cfg.source.root = root
 
 
 def _output_dir(cfg: DictConfig, search: SearchSettings) -> Path:

@@ -1,0 +1,47 @@
+"""A tiny but real training run: the users' Hydra config, shrunk to seconds on a CPU."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra
+import pytest
+from omegaconf import DictConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+# toy copy task and a one-layer Transformer: a full epoch is a few seconds on one core
+TINY = (
+    "data=toy_copy",
+    "data.source.train_size=300",
+    "data.source.validation_size=30",
+    "data.source.test_size=30",
+    "data.max_tokens=400",
+    "model=transformer",
+    "model.d_model=32",
+    "model.ff_size=64",
+    "model.num_heads=2",
+    "model.num_encoder_layers=1",
+    "model.num_decoder_layers=1",
+    "search=greedy",
+    "trainer.progress=false",
+    "trainer.log_every=5",
+    "trainer.validate_every=1000",
+    "trainer.num_threads=1",
+)
+
+
+def compose_config(name: str, *overrides: str) -> DictConfig:
+    with hydra.initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        return hydra.compose(config_name=name, overrides=list(overrides))
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Callable[..., DictConfig]:
+    """The train config with TINY and the given overrides, caching tokenizers under tmp_path."""
+
+    def make(*overrides: str) -> DictConfig:
+        return compose_config("train", *TINY, f"cache_dir={tmp_path / 'cache'}", *overrides)
+
+    return make

@@ -1,0 +1,115 @@
+"""The training loop on a real (tiny) run: seeding, resume after a kill, NaN, early stopping."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seq2seq.train import train
+from seq2seq.training import checkpoint as ckpt
+from seq2seq.training import trainer as trainer_module
+from seq2seq.training.trainer import NonFiniteLossError, Trainer
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL: the run stops between two updates without saving anything."""
+
+
+def kill_at_update(monkeypatch: pytest.MonkeyPatch, update: int) -> None:
+    original = Trainer._update
+
+    def update_or_die(self: Trainer, group):
+        if self.progress.update + 1 == update:
+            raise Killed
+        return original(self, group)
+
+    monkeypatch.setattr(Trainer, "_update", update_or_die)
+
+
+def losses_of(run_dir: Path) -> list[float]:
+    return ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")["progress"]["losses"]
+
+
+def test_same_seed_gives_same_curve_and_resume_continues_it(tiny_config, tmp_path, monkeypatch):
+    # 300 pairs in batches of <= 400 tokens: 16 updates an epoch, so the run crosses an epoch
+    # boundary and the kill at 22 (last checkpoint at 20) lands mid-epoch
+    overrides = ("trainer.max_updates=30", "trainer.checkpoint_every=5")
+    train(tiny_config(*overrides), tmp_path / "a")
+    train(tiny_config(*overrides), tmp_path / "b")
+    reference = losses_of(tmp_path / "a")
+    assert len(reference) == 30
+    assert losses_of(tmp_path / "b") == reference
+
+    kill_at_update(monkeypatch, 22)
+    with pytest.raises(Killed):
+        train(tiny_config(*overrides), tmp_path / "killed")
+    saved = ckpt.load_checkpoint(tmp_path / "killed")["progress"]
+    assert saved["update"] == 20 and saved["epoch"] == 1 and 0 < saved["batch_in_epoch"]
+    monkeypatch.undo()
+
+    resume = f"trainer.resume={tmp_path / 'killed'}"
+    train(tiny_config(*overrides, resume), tmp_path / "resumed")
+    assert losses_of(tmp_path / "resumed") == reference
+
+
+def test_seed_changes_the_curve(tiny_config, tmp_path):
+    train(tiny_config("trainer.max_updates=5", "seed=1"), tmp_path / "one")
+    train(tiny_config("trainer.max_updates=5", "seed=2"), tmp_path / "two")
+    assert losses_of(tmp_path / "one") != losses_of(tmp_path / "two")
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_last_good_checkpoint(
+    tiny_config, tmp_path, monkeypatch
+):
+    calls = {"n": 0}
+
+    def poisoned_cross_entropy(*args, **kwargs):
+        calls["n"] += 1
+        loss = F.cross_entropy(*args, **kwargs)
+        return loss * math.nan if calls["n"] == 7 else loss
+
+    monkeypatch.setattr(trainer_module, "F", SimpleNamespace(cross_entropy=poisoned_cross_entropy))
+    with pytest.raises(NonFiniteLossError, match=r"nan at update 7 .*last good checkpoint"):
+        train(tiny_config("trainer.checkpoint_every=3"), tmp_path / "run")
+    kept = ckpt.load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert kept["progress"]["update"] == 6
+    assert all(torch.isfinite(t).all() for t in kept["model"].values() if t.is_floating_point())
+
+
+def test_early_stopping_keeps_best_checkpoint(tiny_config, tmp_path):
+    # loss cannot improve with lr 0, so the first validation is the best and patience runs out
+    run = tmp_path / "run"
+    train(
+        tiny_config(
+            "optim.lr=1e-12",
+            "trainer.validate_every=2",
+            "trainer.patience=2",
+            "trainer.early_stopping_metric=loss",
+            "trainer.max_updates=50",
+        ),
+        run,
+    )
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train"]["stop_reason"].startswith("early stopping")
+    assert metrics["train"]["updates"] == 6
+    assert ckpt.load_checkpoint(run / "checkpoints" / "best.pt")["progress"]["update"] == 2
+
+
+def test_run_directory_has_everything_a_number_needs(tiny_config, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config("trainer.max_updates=4", "search=beam", "search.beam_size=2"), run)
+    for name in ("metrics.json", "test.src", "test.ref", "test.greedy.hyp", "test.beam2.hyp"):
+        assert (run / name).is_file(), name
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"greedy", "beam2"}
+    assert metrics["test"]["greedy"]["bleu_signature"].startswith("nrefs:1")
+    assert metrics["config"]["model"]["d_model"] == 32
+    hyps = (run / "test.greedy.hyp").read_text().splitlines()
+    assert len(hyps) == len((run / "test.ref").read_text().splitlines()) == 30
