@@ -1,0 +1,96 @@
+"""The interface every attention variant shares, and the one place that masks, normalises and sums.
+
+Shape letters: B batch, T query (target) steps, S source length, Q query size (decoder hidden),
+K encoder output size, A size of the projected keys, D local half-width, W = 2D + 1 window.
+A variant defines its *score*; this module turns scores into weights and a context vector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class EncoderMemory:
+    """What the decoder attends over, built once per batch; it rides in the decoder state.
+
+    `keys` is the attention's projection of `values` (`Attention.project_keys`), computed once
+    per batch rather than once per target step, and passed in rather than cached on the module.
+    """
+
+    values: Tensor  # (B, S, K) encoder outputs h_j / h̄_s
+    keys: Tensor  # (B, S, A) projected keys
+    mask: Tensor  # (B, S) True on real source tokens
+    lengths: Tensor  # (B,) true source lengths
+
+    def reorder(self, indices: Tensor) -> EncoderMemory:
+        """The memory of sentences `indices` (B',), in that order (beam search)."""
+        return EncoderMemory(
+            values=self.values.index_select(0, indices),
+            keys=self.keys.index_select(0, indices),
+            mask=self.mask.index_select(0, indices),
+            lengths=self.lengths.index_select(0, indices),
+        )
+
+
+@dataclass(frozen=True)
+class AttentionOutput:
+    """Context vectors and the weights that made them.
+
+    Global variants return dense weights (B, T, S) and no `window`; local variants return the
+    weights of their window only (B, T, W) with the source position of each in `window`, so
+    they never materialise a (T, S) tensor unless `dense_weights` is asked for.
+    """
+
+    context: Tensor  # (B, T, K)
+    weights: Tensor  # (B, T, S), or (B, T, W) over `window`
+    window: Tensor | None = None  # (B, T, W) source position of each local weight
+
+    def dense_weights(self, source_length: int) -> Tensor:
+        """(B, T, S) weights over every source position, zero outside a local window."""
+        if self.window is None:
+            return self.weights
+        dense = self.weights.new_zeros(*self.weights.shape[:2], source_length)
+        # scatter_add, not scatter: clipped window slots share a position and carry weight 0
+        return dense.scatter_add_(2, self.window, self.weights)
+
+
+def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
+    """Softmax over the last axis where `mask` is True; exactly 0 where it is False.
+
+    Every row must keep at least one True position (each variant guarantees it).
+    """
+    # finfo.min instead of -inf: exp(min - max) is exactly 0 and never produces NaN gradients
+    return scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
+
+
+class Attention(nn.Module):
+    """Global attention: score every source position, softmax over the real ones, weighted sum.
+
+    Subclasses define `score` and, if their score uses projected keys, `project_keys`. They are
+    built with the decoder's `query_size` and the encoder's `key_size`, which the model supplies
+    when it completes the partial from `configs/model/attention/*.yaml`.
+    """
+
+    normalised: bool = True  # weights sum to one over each sentence's real positions
+
+    def __init__(self, *, query_size: int, key_size: int) -> None:
+        super().__init__()
+        self.query_size = query_size
+        self.key_size = key_size
+
+    def project_keys(self, values: Tensor) -> Tensor:
+        """Keys as `score` wants them (B, S, A), computed once per batch."""
+        return values
+
+    def score(self, query: Tensor, keys: Tensor) -> Tensor:
+        """Unnormalised scores (N, T, S) of queries (N, T, Q) against keys (N, S, A)."""
+        raise NotImplementedError
+
+    def forward(self, query: Tensor, memory: EncoderMemory, step: int = 0) -> AttentionOutput:
+        """Attend with queries (B, T, Q), the t-th of which is target position `step + t`."""
+        weights = masked_softmax(self.score(query, memory.keys), memory.mask.unsqueeze(1))
+        return AttentionOutput(context=torch.bmm(weights, memory.values), weights=weights)

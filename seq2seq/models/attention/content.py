@@ -1,0 +1,90 @@
+"""Content-based scores: Bahdanau's additive score and Luong's dot, general and concat."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from seq2seq.models.attention.base import Attention
+
+
+class BahdanauAttention(Attention):
+    """Additive score of Bahdanau et al. (2015), "Neural Machine Translation by Jointly Learning
+    to Align and Translate", appendix A.1.2:
+
+        e_tj = v_a^T tanh(W_a s_{t-1} + U_a h_j)
+
+    with W_a, U_a mapping to the decoder's hidden size (the paper's n' = n) and no bias.
+    `U_a h_j` does not depend on t, so it is the per-batch key projection.
+    """
+
+    def __init__(self, *, query_size: int, key_size: int) -> None:
+        super().__init__(query_size=query_size, key_size=key_size)
+        self.query_layer = nn.Linear(query_size, query_size, bias=False)  # W_a
+        self.key_layer = nn.Linear(key_size, query_size, bias=False)  # U_a
+        self.energy_layer = nn.Linear(query_size, 1, bias=False)  # v_a
+
+    def project_keys(self, values: Tensor) -> Tensor:
+        return self.key_layer(values)
+
+    def score(self, query: Tensor, keys: Tensor) -> Tensor:
+        # (N, T, 1, A) + (N, 1, S, A) -> (N, T, S, A)
+        energy = torch.tanh(self.query_layer(query).unsqueeze(2) + keys.unsqueeze(1))
+        return self.energy_layer(energy).squeeze(-1)  # (N, T, S)
+
+
+class LuongConcatAttention(BahdanauAttention):
+    """The `concat` score of Luong et al. (2015), "Effective Approaches to Attention-based Neural
+    Machine Translation", eq. 8:
+
+        score(h_t, h̄_s) = v_a^T tanh(W_a [h_t; h̄_s])
+
+    Splitting W_a over the concatenation gives exactly Bahdanau's additive score; the papers
+    differ in the query (h_t here, s_{t-1} there), which the decoder wiring decides.
+    """
+
+
+class LuongDotAttention(Attention):
+    """The `dot` score of Luong et al. (2015), eq. 8: score(h_t, h̄_s) = h_t^T h̄_s.
+
+    It has no parameters, so the decoder state and the encoder outputs must have one size: with
+    a bidirectional encoder that means `model.bidirectional=false` (the paper's encoder is
+    unidirectional), which configs/model/attention/luong_dot.yaml sets.
+    """
+
+    def __init__(self, *, query_size: int, key_size: int) -> None:
+        super().__init__(query_size=query_size, key_size=key_size)
+        if query_size != key_size:
+            raise ValueError(
+                f"luong_dot scores h_t^T h̄_s, so the decoder hidden size ({query_size}) must "
+                f"equal the encoder output size ({key_size}); a bidirectional encoder doubles "
+                "it: set model.bidirectional=false or use model/attention=luong_general"
+            )
+
+    def score(self, query: Tensor, keys: Tensor) -> Tensor:
+        return torch.bmm(query, keys.transpose(1, 2))  # (N, T, S)
+
+
+class LuongGeneralAttention(Attention):
+    """The `general` score of Luong et al. (2015), eq. 8: score(h_t, h̄_s) = h_t^T W_a h̄_s.
+
+    `W_a h̄_s` does not depend on t, so it is the per-batch key projection.
+    """
+
+    def __init__(self, *, query_size: int, key_size: int) -> None:
+        super().__init__(query_size=query_size, key_size=key_size)
+        self.key_layer = nn.Linear(key_size, query_size, bias=False)  # W_a
+
+    def project_keys(self, values: Tensor) -> Tensor:
+        return self.key_layer(values)
+
+    def score(self, query: Tensor, keys: Tensor) -> Tensor:
+        return torch.bmm(query, keys.transpose(1, 2))  # (N, T, S)
+
+
+# The content scores a local variant can use (`model.attention.score`), as in Luong's eq. 8.
+CONTENT_SCORES: dict[str, type[Attention]] = {
+    "dot": LuongDotAttention,
+    "general": LuongGeneralAttention,
+    "concat": LuongConcatAttention,
+}

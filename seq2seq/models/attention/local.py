@@ -1,0 +1,136 @@
+"""Luong's local attention: score only a window of 2D + 1 source positions around p_t.
+
+The window is gathered, not masked out of a full (T, S) score matrix, so one target step costs
+O(D) scores whatever the source length.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from seq2seq.models.attention.base import Attention, AttentionOutput, EncoderMemory, masked_softmax
+from seq2seq.models.attention.content import CONTENT_SCORES
+
+
+class LocalAttention(Attention):
+    """Local attention of Luong et al. (2015), section 3.2: the content score (`dot`, `general`
+    or `concat`) over the source positions s in [p_t - D, p_t + D] that lie in the sentence.
+
+    Subclasses say where the window is centred (`center`) and may reweight it (`reweight`).
+    """
+
+    def __init__(
+        self, *, query_size: int, key_size: int, score: str = "general", half_width: int = 10
+    ) -> None:
+        super().__init__(query_size=query_size, key_size=key_size)
+        if score not in CONTENT_SCORES:
+            raise ValueError(
+                f"model.attention.score must be one of {sorted(CONTENT_SCORES)}, got {score!r}"
+            )
+        if half_width < 1:
+            raise ValueError(f"model.attention.half_width (D) must be >= 1, got {half_width}")
+        self.content = CONTENT_SCORES[score](query_size=query_size, key_size=key_size)
+        self.half_width = half_width
+
+    def project_keys(self, values: Tensor) -> Tensor:
+        return self.content.project_keys(values)
+
+    def center(self, query: Tensor, memory: EncoderMemory, step: int) -> Tensor:
+        """p_t (B, T) in float32, for queries (B, T, Q) at target positions step, step + 1, ..."""
+        raise NotImplementedError
+
+    def reweight(self, weights: Tensor, positions: Tensor, center: Tensor) -> Tensor:
+        """Hook to modify the window's weights (B, T, W) given their positions and p_t."""
+        return weights
+
+    def forward(self, query: Tensor, memory: EncoderMemory, step: int = 0) -> AttentionOutput:
+        batch, steps, _ = query.shape
+        center = self.center(query, memory, step)
+        positions, valid = window_positions(center, self.half_width, memory.lengths)
+        index = clip_to_sentence(positions, memory.lengths)  # (B, T, W)
+        width = index.size(-1)
+        keys = gather_window(memory.keys, index)  # (B*T, W, A)
+        scores = self.content.score(query.reshape(batch * steps, 1, -1), keys)
+        weights = masked_softmax(scores.view(batch, steps, width), valid)
+        weights = self.reweight(weights, positions, center)  # (B, T, W)
+        values = gather_window(memory.values, index)  # (B*T, W, K)
+        context = torch.bmm(weights.view(batch * steps, 1, width), values).view(batch, steps, -1)
+        return AttentionOutput(context=context, weights=weights, window=index)
+
+
+class LuongLocalMAttention(LocalAttention):
+    """Local-m (monotonic alignment), Luong et al. (2015), section 3.2: p_t = t.
+
+    A target longer than its source would push the window past the sentence, so p_t stops at the
+    last source position: p_t = min(t, S - 1) with S the sentence's true length.
+    """
+
+    def center(self, query: Tensor, memory: EncoderMemory, step: int) -> Tensor:
+        targets = torch.arange(step, step + query.size(1), device=query.device)  # (T,)
+        last = (memory.lengths - 1).unsqueeze(1)  # (B, 1)
+        return torch.minimum(targets.unsqueeze(0), last).float()  # (B, T)
+
+
+class LuongLocalPAttention(LocalAttention):
+    """Local-p (predictive alignment), Luong et al. (2015), eqs. 9-10:
+
+        p_t = S · sigmoid(v_p^T tanh(W_p h_t))
+        a_t(s) = align(h_t, h̄_s) · exp(-(s - p_t)^2 / (2σ^2)),   σ = D / 2
+
+    with S the true length of each sentence (not the padded length) and align the softmax of
+    the content score over the window. As in the paper the Gaussian is not renormalised, so the
+    weights sum to at most 1; p_t learns through the Gaussian only.
+    """
+
+    normalised = False
+
+    def __init__(
+        self, *, query_size: int, key_size: int, score: str = "general", half_width: int = 10
+    ) -> None:
+        super().__init__(
+            query_size=query_size, key_size=key_size, score=score, half_width=half_width
+        )
+        self.position_layer = nn.Linear(query_size, query_size, bias=False)  # W_p
+        self.position_energy = nn.Linear(query_size, 1, bias=False)  # v_p
+
+    def center(self, query: Tensor, memory: EncoderMemory, step: int) -> Tensor:
+        energy = self.position_energy(torch.tanh(self.position_layer(query))).squeeze(-1)
+        # float32: a bf16 p_t would be off by whole positions in long sentences
+        return memory.lengths.unsqueeze(1) * torch.sigmoid(energy.float())  # (B, T)
+
+    def reweight(self, weights: Tensor, positions: Tensor, center: Tensor) -> Tensor:
+        sigma = self.half_width / 2
+        gaussian = torch.exp(-((positions - center.unsqueeze(-1)) ** 2) / (2 * sigma**2))
+        return weights * gaussian
+
+
+def window_positions(center: Tensor, half_width: int, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """Source positions of the windows [p_t - D, p_t + D] and which of them are usable.
+
+    Returns positions (B, T, 2D + 1) as floats, starting at ceil(p_t - D), and a mask that is
+    True where the position lies both in the window (<= p_t + D, which drops the last slot when
+    p_t is fractional) and in the sentence (0 <= s < S).
+    """
+    offsets = torch.arange(2 * half_width + 1, device=center.device, dtype=center.dtype)
+    positions = torch.ceil(center - half_width).unsqueeze(-1) + offsets  # (B, T, W)
+    valid = (
+        (positions >= 0)
+        & (positions < lengths.view(-1, 1, 1))
+        & (positions <= center.unsqueeze(-1) + half_width)
+    )
+    return positions, valid
+
+
+def clip_to_sentence(positions: Tensor, lengths: Tensor) -> Tensor:
+    """Integer positions moved into [0, S - 1] so they can be gathered (their weight is 0)."""
+    last = (lengths - 1).view(-1, 1, 1)
+    return torch.minimum(positions.long().clamp(min=0), last)
+
+
+def gather_window(source: Tensor, index: Tensor) -> Tensor:
+    """Rows `index` (B, T, W) of `source` (B, S, A), as (B*T, W, A): O(T·W), never O(T·S)."""
+    batch, length, size = source.shape
+    offsets = torch.arange(batch, device=index.device).view(-1, 1, 1) * length
+    flat = (index + offsets).view(-1)  # (B*T*W,)
+    return source.reshape(batch * length, size).index_select(0, flat).view(-1, index.size(-1), size)

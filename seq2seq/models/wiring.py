@@ -1,0 +1,290 @@
+"""How the attention context enters the RNN decoder: Bahdanau's wiring or Luong's.
+
+The wiring is separate from the score so any attention works with either
+(`model.decoder.wiring=bahdanau|luong`). Both expose `step` (one target position) and `forward`
+(teacher forcing over T positions, equal to T calls of `step`), returning the features that the
+model's vocabulary projection turns into logits. Shape letters as in `seq2seq.models.attention`,
+plus E embedding size, H decoder hidden size, L decoder layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+
+from seq2seq.models.attention import Attention, AttentionOutput, EncoderMemory
+from seq2seq.models.interface import DecoderState
+
+# nn.GRU state (L, B, H), or nn.LSTM's (h, c) pair of them
+Hidden = Tensor | tuple[Tensor, Tensor]
+
+CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM}
+
+
+def make_rnn(
+    *,
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    bidirectional: bool = False,
+) -> nn.RNNBase:
+    """A batch-first GRU or LSTM (`model.cell`), with dropout between its layers."""
+    if cell not in CELLS:
+        raise ValueError(f"model.cell must be one of {sorted(CELLS)}, got {cell!r}")
+    return CELLS[cell](
+        input_size,
+        hidden_size,
+        num_layers=num_layers,
+        batch_first=True,
+        dropout=dropout if num_layers > 1 else 0.0,  # nn.RNNBase warns about it on one layer
+        bidirectional=bidirectional,
+    )
+
+
+def top_layer(hidden: Hidden) -> Tensor:
+    """The top layer's state (B, 1, H) of a GRU or LSTM state, as an attention query."""
+    states = hidden[0] if isinstance(hidden, tuple) else hidden
+    return states[-1].unsqueeze(1)
+
+
+def _select(hidden: Hidden, indices: Tensor) -> Hidden:
+    if isinstance(hidden, tuple):
+        return tuple(h.index_select(1, indices) for h in hidden)
+    return hidden.index_select(1, indices)
+
+
+@dataclass(frozen=True)
+class RNNDecoderState(DecoderState):
+    """The decoder's recurrent state plus the encoder memory it attends over."""
+
+    hidden: Hidden  # (L, B, H) per layer; (h, c) for an LSTM
+    memory: EncoderMemory
+    feed: Tensor | None = None  # (B, 1, H) h~_{t-1}, Luong input feeding only
+    step: int = 0  # target position t of the next token (local-m's p_t)
+
+    def reorder(self, indices: Tensor) -> RNNDecoderState:
+        return RNNDecoderState(
+            hidden=_select(self.hidden, indices),
+            memory=self.memory.reorder(indices),
+            feed=None if self.feed is None else self.feed.index_select(0, indices),
+            step=self.step,
+        )
+
+
+class DecoderWiring(nn.Module):
+    """A recurrent decoder and the way it consumes attention (see the subclasses)."""
+
+    output_size: int
+
+    def __init__(self, *, attention: Attention, dropout: float) -> None:
+        super().__init__()
+        self.attention = attention
+        self.dropout = nn.Dropout(dropout)
+
+    def initial_feed(self, hidden: Hidden) -> Tensor | None:
+        """What the first step is fed besides BOS (None: nothing)."""
+        return None
+
+    def step(
+        self, embedded: Tensor, state: RNNDecoderState
+    ) -> tuple[Tensor, RNNDecoderState, AttentionOutput]:
+        """One target position: embedded (B, 1, E) -> features (B, 1, output_size)."""
+        raise NotImplementedError
+
+    def forward(
+        self, embedded: Tensor, state: RNNDecoderState
+    ) -> tuple[Tensor, list[AttentionOutput]]:
+        """Teacher forcing: embedded (B, T, E) -> features (B, T, output_size) and the attention
+        outputs, which together cover the T positions in order."""
+        raise NotImplementedError
+
+
+class BahdanauWiring(DecoderWiring):
+    """The decoder of Bahdanau et al. (2015), appendix A.2:
+
+        c_t = attention(s_{t-1}, h)                       (score uses the *previous* state)
+        s_t = RNN(s_{t-1}, [E y_{t-1}; c_t])              (context enters the cell)
+        t_t = tanh(W_o [s_t; c_t; E y_{t-1}])             (deep output, size H)
+
+    t_t then goes through dropout to the vocabulary projection. The paper's maxout layer is
+    replaced by tanh (as in JoeyNMT and Nematus), which keeps the output size at H and allows
+    tying the output projection to the embeddings when E = H. With stacked layers the top
+    layer's state is the query and c_t enters the bottom layer. The cell always receives c_t, so
+    `input_feeding` only exists to reject `false` loudly.
+    """
+
+    def __init__(
+        self,
+        *,
+        attention: Attention,
+        cell: str,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int,
+        dropout: float,
+        input_feeding: bool = True,
+    ) -> None:
+        if not input_feeding:
+            raise ValueError(
+                "model.decoder.input_feeding=false is a Luong-wiring option; the Bahdanau wiring "
+                "always feeds c_t into the cell (set model.decoder.wiring=luong)"
+            )
+        super().__init__(attention=attention, dropout=dropout)
+        key_size = attention.key_size
+        self.rnn = make_rnn(
+            cell=cell,
+            input_size=embedding_size + key_size,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            dropout=dropout,
+        )
+        self.deep_output = nn.Linear(hidden_size + key_size + embedding_size, hidden_size)  # W_o
+        self.output_size = hidden_size
+
+    def _advance(
+        self, embedded: Tensor, hidden: Hidden, memory: EncoderMemory, step: int
+    ) -> tuple[Tensor, Hidden, AttentionOutput]:
+        attended = self.attention(top_layer(hidden), memory, step)
+        states, hidden = self.rnn(torch.cat([embedded, attended.context], dim=-1), hidden)
+        return states, hidden, attended  # states: (B, 1, H) = s_t
+
+    def _readout(self, states: Tensor, contexts: Tensor, embedded: Tensor) -> Tensor:
+        features = torch.cat([states, contexts, embedded], dim=-1)  # (B, T, H + K + E)
+        return self.dropout(torch.tanh(self.deep_output(features)))
+
+    def step(
+        self, embedded: Tensor, state: RNNDecoderState
+    ) -> tuple[Tensor, RNNDecoderState, AttentionOutput]:
+        states, hidden, attended = self._advance(embedded, state.hidden, state.memory, state.step)
+        output = self._readout(states, attended.context, embedded)
+        return output, replace(state, hidden=hidden, step=state.step + 1), attended
+
+    def forward(
+        self, embedded: Tensor, state: RNNDecoderState
+    ) -> tuple[Tensor, list[AttentionOutput]]:
+        hidden, states, attended = state.hidden, [], []
+        for t in range(embedded.size(1)):
+            s_t, hidden, a_t = self._advance(
+                embedded[:, t : t + 1], hidden, state.memory, state.step + t
+            )
+            states.append(s_t)
+            attended.append(a_t)
+        contexts = torch.cat([a.context for a in attended], dim=1)  # (B, T, K)
+        # the deep output does not feed back, so it runs once over all T positions
+        return self._readout(torch.cat(states, dim=1), contexts, embedded), attended
+
+
+class LuongWiring(DecoderWiring):
+    """The decoder of Luong et al. (2015), section 3 and 3.3:
+
+        h_t = RNN(h_{t-1}, [E y_{t-1}; h~_{t-1}])         (input feeding; [E y_{t-1}] without)
+        c_t = attention(h_t, h̄)                           (score uses the *current* top state)
+        h~_t = tanh(W_c [c_t; h_t])                       (attentional state, to the softmax)
+
+    Dropout is applied to h~_t, and the dropped h~_t is what gets fed back (as in OpenNMT).
+    Without input feeding nothing flows back from attention, so teacher forcing runs the cell
+    over the whole sequence in one (cuDNN) call and attends for all T positions at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        attention: Attention,
+        cell: str,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int,
+        dropout: float,
+        input_feeding: bool = True,
+    ) -> None:
+        super().__init__(attention=attention, dropout=dropout)
+        self.input_feeding = input_feeding
+        self.rnn = make_rnn(
+            cell=cell,
+            input_size=embedding_size + (hidden_size if input_feeding else 0),
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            dropout=dropout,
+        )
+        self.combine_layer = nn.Linear(attention.key_size + hidden_size, hidden_size, bias=False)
+        self.output_size = hidden_size
+
+    def initial_feed(self, hidden: Hidden) -> Tensor | None:
+        return torch.zeros_like(top_layer(hidden)) if self.input_feeding else None  # h~_0 = 0
+
+    def _attentional(
+        self, states: Tensor, memory: EncoderMemory, step: int
+    ) -> tuple[Tensor, AttentionOutput]:
+        attended = self.attention(states, memory, step)
+        h_tilde = torch.tanh(self.combine_layer(torch.cat([attended.context, states], dim=-1)))
+        return self.dropout(h_tilde), attended  # (B, T, H)
+
+    def _advance(
+        self,
+        embedded: Tensor,
+        hidden: Hidden,
+        feed: Tensor | None,
+        memory: EncoderMemory,
+        step: int,
+    ) -> tuple[Tensor, Hidden, AttentionOutput]:
+        inputs = embedded if feed is None else torch.cat([embedded, feed], dim=-1)
+        states, hidden = self.rnn(inputs, hidden)
+        h_tilde, attended = self._attentional(states, memory, step)
+        return h_tilde, hidden, attended
+
+    def step(
+        self, embedded: Tensor, state: RNNDecoderState
+    ) -> tuple[Tensor, RNNDecoderState, AttentionOutput]:
+        h_tilde, hidden, attended = self._advance(
+            embedded, state.hidden, state.feed, state.memory, state.step
+        )
+        feed = h_tilde if self.input_feeding else None
+        return h_tilde, replace(state, hidden=hidden, feed=feed, step=state.step + 1), attended
+
+    def forward(
+        self, embedded: Tensor, state: RNNDecoderState
+    ) -> tuple[Tensor, list[AttentionOutput]]:
+        if not self.input_feeding:
+            states, _ = self.rnn(embedded, state.hidden)  # (B, T, H), all steps at once
+            h_tilde, attended = self._attentional(states, state.memory, state.step)
+            return h_tilde, [attended]
+        feed, hidden, outputs, attended = state.feed, state.hidden, [], []
+        for t in range(embedded.size(1)):
+            feed, hidden, a_t = self._advance(
+                embedded[:, t : t + 1], hidden, feed, state.memory, state.step + t
+            )
+            outputs.append(feed)
+            attended.append(a_t)
+        return torch.cat(outputs, dim=1), attended
+
+
+WIRINGS: dict[str, type[DecoderWiring]] = {"bahdanau": BahdanauWiring, "luong": LuongWiring}
+
+
+def make_wiring(
+    *,
+    attention: Attention,
+    cell: str,
+    embedding_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    wiring: str = "bahdanau",
+    input_feeding: bool = True,
+) -> DecoderWiring:
+    """The decoder named by `model.decoder.wiring`, around a built attention module."""
+    if wiring not in WIRINGS:
+        raise ValueError(f"model.decoder.wiring must be one of {sorted(WIRINGS)}, got {wiring!r}")
+    return WIRINGS[wiring](
+        attention=attention,
+        cell=cell,
+        embedding_size=embedding_size,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        dropout=dropout,
+        input_feeding=input_feeding,
+    )
