@@ -1,0 +1,234 @@
+"""Properties every attention variant must have, one module at a time.
+
+Each test runs for every file in configs/model/attention/, composed through Hydra, so a new
+variant is tested without editing this file. Model-level properties (padding, step-wise decoding,
+reordering, gradients, learning) are in test_rnn.py.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq.data.batch import length_mask
+from seq2seq.models.attention import (
+    Attention,
+    EncoderMemory,
+    LocalAttention,
+    LuongDotAttention,
+)
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+ATTENTION_FILES = sorted((CONFIG_DIR / "model" / "attention").glob("*.yaml"))
+VARIANTS = [p.stem for p in ATTENTION_FILES]
+LOCAL_VARIANTS = [
+    p.stem
+    for p in ATTENTION_FILES
+    if issubclass(get_class(OmegaConf.load(p).attention._target_), LocalAttention)
+]
+HIDDEN = 16
+LENGTHS = [9, 5, 1, 12]  # S = 12; a one-token and a full-length sentence on purpose
+STEPS = 15  # more target steps than any source has tokens: local windows run past the end
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: a second intra-op thread only adds contention on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@functools.cache  # composing is the slow part of these tests; nothing mutates the result
+def compose_model(variant: str, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(
+            config_name=None, overrides=["+model=rnn", f"model/attention={variant}", *overrides]
+        ).model
+
+
+def build_attention(variant: str, *overrides: str) -> Attention:
+    """The variant's module as the model builds it: query = decoder size, key = encoder size."""
+    cfg = compose_model(variant, f"model.hidden_size={HIDDEN}", *overrides)
+    key_size = HIDDEN * (2 if cfg.bidirectional else 1)
+    torch.manual_seed(0)
+    return instantiate(cfg.attention)(query_size=HIDDEN, key_size=key_size)
+
+
+def make_memory(attention: Attention, lengths: list[int], padded_to: int = 0) -> EncoderMemory:
+    generator = torch.Generator().manual_seed(1)
+    length = max(padded_to, *lengths)
+    lengths_t = torch.tensor(lengths)
+    mask = length_mask(lengths_t, length)
+    values = torch.randn(len(lengths), length, attention.key_size, generator=generator)
+    values = values * mask.unsqueeze(-1)  # like packed encoder outputs: zero on padding
+    return EncoderMemory(
+        values=values, keys=attention.project_keys(values), mask=mask, lengths=lengths_t
+    )
+
+
+def queries(batch: int, steps: int, scale: float = 1.0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(2)
+    return scale * torch.randn(batch, steps, HIDDEN, generator=generator)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_weights_are_distributions_over_real_source_positions(variant):
+    attention = build_attention(variant)
+    memory = make_memory(attention, LENGTHS)
+    output = attention(queries(len(LENGTHS), STEPS), memory, step=0)
+    weights = output.dense_weights(memory.mask.size(1))  # (B, T, S)
+
+    assert weights.shape == (len(LENGTHS), STEPS, max(LENGTHS))
+    assert (weights >= 0).all()
+    padding = ~memory.mask.unsqueeze(1).expand_as(weights)
+    assert (weights[padding] == 0).all(), "padding must get exactly zero weight"
+    totals = weights.sum(-1)
+    if attention.normalised:
+        torch.testing.assert_close(totals, torch.ones_like(totals))
+    else:  # local-p's Gaussian scales the window's softmax down, never up
+        assert (totals > 0).all() and (totals <= 1 + 1e-6).all()
+    torch.testing.assert_close(output.context, torch.bmm(weights, memory.values))
+
+
+@pytest.mark.parametrize("variant", LOCAL_VARIANTS)
+@pytest.mark.parametrize("step", [0, 4])
+def test_local_weights_vanish_outside_the_window_clipped_at_sentence_ends(variant, step):
+    half_width = 2
+    attention = build_attention(variant, f"model.attention.half_width={half_width}")
+    memory = make_memory(attention, LENGTHS)
+    query = queries(len(LENGTHS), STEPS)
+    center = attention.center(query, memory, step).unsqueeze(-1)  # (B, T, 1)
+    weights = attention(query, memory, step).dense_weights(max(LENGTHS))
+
+    source = torch.arange(max(LENGTHS)).view(1, 1, -1)
+    last = (memory.lengths - 1).view(-1, 1, 1)
+    window = (source >= center - half_width) & (source <= center + half_width) & (source <= last)
+    assert torch.equal(weights > 0, window), "support must be exactly window ∩ sentence"
+    assert (center - half_width < 0).any() and (center + half_width > last).any(), (
+        "the test must exercise clipping at both sentence ends"
+    )
+
+
+@pytest.mark.parametrize("variant", LOCAL_VARIANTS)
+@pytest.mark.parametrize("scale", [0.0, 1.0, 1e3])  # 1e3 saturates local-p's sigmoid
+def test_local_center_lies_in_the_true_sentence(variant, scale):
+    attention = build_attention(variant, "model.attention.half_width=2")
+    memory = make_memory(attention, LENGTHS)
+    query = queries(len(LENGTHS), STEPS, scale=scale)
+    center = attention.center(query, memory, step=3)  # (B, T)
+    lengths = memory.lengths.unsqueeze(1).float()
+    assert (center >= 0).all() and (center <= lengths).all()
+
+    output = attention(query, memory, step=3)
+    assert torch.isfinite(output.context).all()
+    assert (output.dense_weights(max(LENGTHS)).sum(-1) > 0).all(), "every window keeps a position"
+
+    # p_t depends on each sentence's true length S, not on how far the batch is padded
+    wider = make_memory(attention, LENGTHS, padded_to=3 * max(LENGTHS))
+    torch.testing.assert_close(attention.center(query, wider, step=3), center)
+
+
+@pytest.mark.parametrize("variant", LOCAL_VARIANTS)
+def test_local_cost_grows_with_the_window_not_the_source_length(variant):
+    def scores_computed(half_width: int, source_length: int) -> int:
+        attention = build_attention(variant, f"model.attention.half_width={half_width}")
+        shapes = []
+        score = attention.content.score
+
+        def counting_score(query, keys):
+            shapes.append((query.shape, keys.shape))
+            return score(query, keys)
+
+        attention.content.score = counting_score
+        memory = make_memory(attention, [source_length, source_length // 2])
+        attention(queries(2, 3), memory, step=0)
+        return sum(q[0] * q[1] * k[1] for q, k in shapes)  # queries x keys actually scored
+
+    for half_width in (2, 6):
+        per_query = 2 * half_width + 1
+        assert scores_computed(half_width, 20) == 2 * 3 * per_query
+        assert scores_computed(half_width, 400) == 2 * 3 * per_query
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_modules_keep_no_per_batch_state(variant):
+    attention = build_attention(variant)
+    before = {k: v for k, v in vars(attention).items() if not k.startswith("_")}
+    memory = make_memory(attention, LENGTHS)
+    attention(queries(len(LENGTHS), 2), memory, step=0)
+    after = {k: v for k, v in vars(attention).items() if not k.startswith("_")}
+    assert after == before
+    assert not list(attention.buffers())
+
+
+def test_location_weights_beyond_max_source_length_are_zero():
+    attention = build_attention("luong_location", "model.attention.max_source_length=4")
+    memory = make_memory(attention, [7, 3])
+    weights = attention(queries(2, 5), memory, step=0).weights  # (B, T, S)
+    assert (weights[..., 4:] == 0).all()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 5))
+
+
+def test_memory_reorder_follows_the_indices():
+    attention = build_attention("luong_general")
+    memory = make_memory(attention, LENGTHS)
+    indices = torch.tensor([3, 0, 0])
+    reordered = memory.reorder(indices)
+    for field in ("values", "keys", "mask", "lengths"):
+        assert torch.equal(getattr(reordered, field), getattr(memory, field)[indices])
+
+
+def test_dot_score_needs_equal_query_and_key_sizes():
+    with pytest.raises(ValueError, match="bidirectional"):
+        LuongDotAttention(query_size=HIDDEN, key_size=2 * HIDDEN)
+
+
+@pytest.mark.parametrize("variant", LOCAL_VARIANTS)
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("model.attention.score=bilinear", "concat"), ("model.attention.half_width=0", ">= 1")],
+)
+def test_local_options_are_checked(variant, override, message):
+    with pytest.raises(ValueError, match=message):
+        build_attention(variant, override)
+
+
+def test_local_m_centers_on_the_target_position_up_to_the_sentence_end():
+    attention = build_attention("luong_local_m")
+    memory = make_memory(attention, LENGTHS)
+    center = attention.center(queries(len(LENGTHS), STEPS), memory, step=2)
+    targets = torch.arange(2, 2 + STEPS).unsqueeze(0)
+    expected = torch.minimum(targets, memory.lengths.unsqueeze(1) - 1).float()
+    torch.testing.assert_close(center, expected)
+
+
+@pytest.mark.parametrize("score", ["general", "concat"])
+def test_local_p_weights_are_the_window_softmax_times_a_gaussian(score):
+    """With all keys equal the content softmax is uniform over the window ∩ sentence, so each
+    weight must be exp(-(s - p_t)^2 / (2σ^2)) / (window size), with σ = D / 2."""
+    half_width = 4
+    attention = build_attention(
+        "luong_local_p",
+        f"model.attention.half_width={half_width}",
+        f"model.attention.score={score}",
+    )
+    memory = make_memory(attention, LENGTHS)
+    flat = torch.zeros_like(memory.values)
+    memory = EncoderMemory(flat, attention.project_keys(flat), memory.mask, memory.lengths)
+    query = queries(len(LENGTHS), STEPS)
+    center = attention.center(query, memory, step=0).unsqueeze(-1)  # (B, T, 1)
+    weights = attention(query, memory, step=0).dense_weights(max(LENGTHS))  # (B, T, S)
+
+    inside = weights > 0
+    source = torch.arange(max(LENGTHS)).view(1, 1, -1).float()
+    gaussian = torch.exp(-((source - center) ** 2) / (2 * (half_width / 2) ** 2))
+    expected = gaussian / inside.sum(-1, keepdim=True)
+    torch.testing.assert_close(weights[inside], expected[inside])
