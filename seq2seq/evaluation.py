@@ -46,13 +46,23 @@ def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> CorpusScore:
 def _corpus_score(
     metric: Metric, hypotheses: Sequence[str], references: Sequence[str]
 ) -> CorpusScore:
+    _check_aligned(hypotheses, references)
+    result = metric.corpus_score(list(hypotheses), [list(references)])
+    return CorpusScore(result.name, float(result.score), str(metric.get_signature()))
+
+
+def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Percentage of hypotheses identical to their reference (the toy tasks' accuracy)."""
+    _check_aligned(hypotheses, references)
+    return 100.0 * sum(h == r for h, r in zip(hypotheses, references)) / len(references)
+
+
+def _check_aligned(hypotheses: Sequence[str], references: Sequence[str]) -> None:
     if len(hypotheses) != len(references) or not references:
         raise ValueError(
             f"expected one hypothesis per reference and at least one sentence, got "
             f"{len(hypotheses)} hypotheses for {len(references)} references"
         )
-    result = metric.corpus_score(list(hypotheses), [list(references)])
-    return CorpusScore(result.name, float(result.score), str(metric.get_signature()))
 
 
 def perplexity(nll_sum: float, num_tokens: int) -> float:

@@ -113,3 +113,11 @@ def test_write_lines_keeps_sentences_aligned(tmp_path):
         evaluation.write_lines(tmp_path / "bad.hyp", ["ok", "two\nlines"])
     with pytest.raises(ValueError, match="one hypothesis per reference"):
         evaluation.write_translations(tmp_path, "test", ["a"], ["a", "b"])
+
+
+def test_exact_match_counts_identical_sentences():
+    from seq2seq.evaluation import exact_match
+
+    assert exact_match(["a b", "c", "d e"], ["a b", "c d", "d e"]) == pytest.approx(200 / 3)
+    with pytest.raises(ValueError, match="one hypothesis per reference"):
+        exact_match(["a"], ["a", "b"])

@@ -63,6 +63,7 @@ class Validator:
             "ppl": evaluation.perplexity(nll_sum, tokens),
             "bleu": bleu.score,
             "chrf": evaluation.chrf(hypotheses, references).score,
+            "exact_match": evaluation.exact_match(hypotheses, references),
             "decode_seconds": seconds,
             "sentences_per_second": len(hypotheses) / seconds,
         }
