@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import random
 import re
 from pathlib import Path
 
@@ -49,11 +50,13 @@ def compose_model(variant: str, *overrides: str) -> DictConfig:
         ).model
 
 
-def build(variant: str, *overrides: str, seed: int = 0, vocab: int = VOCAB) -> RNNSeq2Seq:
+def build(
+    variant: str, *overrides: str, seed: int = 0, vocab: int = VOCAB, half_width: int | None = 2
+) -> RNNSeq2Seq:
     """A tiny model; local windows shrink to D = 2 so they are narrower than the sentences."""
     cfg = compose_model(variant, *TINY, *overrides).copy()
-    if "half_width" in cfg.attention:
-        cfg.attention.half_width = 2
+    if half_width is not None and "half_width" in cfg.attention:
+        cfg.attention.half_width = half_width
     torch.manual_seed(seed)
     return instantiate(cfg, src_vocab_size=vocab, tgt_vocab_size=vocab, pad_id=PAD)
 
@@ -316,3 +319,73 @@ def test_luong_input_feeding_feeds_the_attentional_state(input_feeding):
         torch.testing.assert_close(state.feed, h_tilde)  # h~_t goes into step t + 1
     else:
         assert state.feed is None
+
+
+class ToyTask:
+    """Sentences of 3..15 symbols from a 20-symbol alphabet; the target reverses or copies.
+
+    `held_out` sentences never appear in training samples.
+    """
+
+    def __init__(self, reverse: bool, seed: int, held_out: int = 300) -> None:
+        self.reverse, self.rng = reverse, random.Random(seed)
+        self.held_out: list[list[int]] = []
+        self.held_out = self.sample(held_out)
+
+    def sample(self, size: int) -> list[list[int]]:
+        symbols, reserved, sentences = range(EOS + 1, EOS + 21), set(map(tuple, self.held_out)), []
+        while len(sentences) < size:
+            sentence = self.rng.choices(symbols, k=self.rng.randint(3, 15))
+            if tuple(sentence) not in reserved:
+                sentences.append(sentence)
+        return sentences
+
+    def batch(self, sources: list[list[int]]):
+        targets = [s[::-1] if self.reverse else s for s in sources]
+        src = torch.zeros(len(sources), 15, dtype=torch.long)
+        tgt_in, tgt_out = torch.zeros(2, len(sources), 16, dtype=torch.long)
+        for i, (s, t) in enumerate(zip(sources, targets)):
+            src[i, : len(s)] = torch.tensor(s)
+            tgt_in[i, : len(t) + 1] = torch.tensor([BOS, *t])
+            tgt_out[i, : len(t) + 1] = torch.tensor([*t, EOS])
+        return src, torch.tensor([len(s) for s in sources]), tgt_in, tgt_out
+
+
+def exact_match(model: RNNSeq2Seq, task: ToyTask, sources: list[list[int]]) -> float:
+    src, src_lengths, _, tgt_out = task.batch(sources)
+    model.eval()
+    with torch.no_grad():
+        decoded = greedy(model, src, src_lengths, steps=16)
+    model.train()
+    hits = [decoded[i, : len(s) + 1].equal(tgt_out[i, : len(s) + 1]) for i, s in enumerate(sources)]
+    return sum(hits) / len(hits)
+
+
+# local-m's p_t = t assumes a monotonic alignment, so it is judged on copying, not reversing
+SLOW_TASKS = [(v, v != "luong_local_m") for v in VARIANTS]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("variant", "reverse"), SLOW_TASKS)
+def test_learns_its_toy_task(variant, reverse):
+    assert train_to_exact_match(variant, reverse) >= 0.95
+
+
+def train_to_exact_match(variant: str, reverse: bool, updates: int = 2500) -> float:
+    """Held-out exact match of a 64-unit model (the config's D) trained to 95% or `updates`."""
+    overrides = ("model.hidden_size=64", "model.embedding_size=64", "model.dropout=0.1")
+    model = build(variant, *overrides, vocab=EOS + 21, half_width=None)
+    task = ToyTask(reverse=reverse, seed=0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    accuracy = 0.0
+    for update in range(1, updates + 1):
+        src, src_lengths, tgt_in, tgt_out = task.batch(task.sample(64))
+        logits = model(src, src_lengths, tgt_in).logits
+        loss = F.cross_entropy(logits.transpose(1, 2), tgt_out, ignore_index=PAD)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if update % 250 == 0 and (accuracy := exact_match(model, task, task.held_out)) >= 0.95:
+            break
+    return accuracy
