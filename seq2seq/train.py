@@ -6,6 +6,7 @@ Returns the best validation score, the number a Hydra sweep optimises.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,11 +16,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seq2seq.config import validate_config
-from seq2seq.data import prepare_data
 from seq2seq.pipeline import build_model, checkpoint_extras, count_parameters
 from seq2seq.reporting import write_run_metrics
 from seq2seq.training import checkpoint as ckpt
-from seq2seq.training import runtime
+from seq2seq.training import distributed, runtime
 from seq2seq.training.validation import SearchSettings, Validator
 
 log = logging.getLogger(__name__)
@@ -27,12 +27,18 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig, run_dir: Path) -> float:
     validate_config(cfg)
+    # one process, or one of a torchrun job (each then trains on its share of every update)
+    with distributed.join(runtime.pick_device(cfg.device)) as world:
+        return _train(cfg, run_dir, world)
+
+
+def _train(cfg: DictConfig, run_dir: Path, world: distributed.World) -> float:
     runtime.seed_everything(cfg.seed)
-    device = runtime.pick_device(cfg.device)
+    device = world.device
     precision = runtime.resolve_precision(cfg.trainer.precision, device)
     runtime.configure_threads(device, cfg.trainer.num_threads)
 
-    data = prepare_data(cfg.data, cfg.tokenizer, cfg.cache_dir, seed=cfg.seed)
+    data = distributed.prepare_shared_data(world, cfg.data, cfg.tokenizer, cfg.cache_dir, cfg.seed)
     model = build_model(cfg.model, data.tokenizer).to(device)
     optimizer = instantiate(cfg.optim)(model.parameters())
     scheduler = instantiate(cfg.scheduler)(optimizer)
@@ -47,8 +53,12 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
         checkpoint_extras=checkpoint_extras(cfg, data.tokenizer),
         validator=greedy,
         device=device,
+        world=world,
     )
     progress = trainer.fit()
+    best_metric = progress.best_metric if progress.best_metric is not None else float("nan")
+    if not world.is_main:  # rank 0 alone tests and writes the run's files
+        return best_metric
 
     best = run_dir / ckpt.CHECKPOINT_DIR / ckpt.BEST
     if best.exists():
@@ -60,7 +70,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     write_run_metrics(run_dir, cfg, progress, count_parameters(model), tests, data)
     for name, result in tests.items():
         log.info("test BLEU (%s): %.2f  %s", name, result.metrics["bleu"], result.bleu_signature)
-    return progress.best_metric if progress.best_metric is not None else float("nan")
+    return best_metric
 
 
 @hydra.main(config_path="../configs", config_name="train", version_base="1.3")
@@ -69,4 +79,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    sys.argv += distributed.hydra_overrides()  # ranks > 0 of a torchrun job write no run files
     main()

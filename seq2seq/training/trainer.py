@@ -18,8 +18,9 @@ from seq2seq.data.batch import Batch
 from seq2seq.models.interface import Seq2SeqModel
 from seq2seq.training import checkpoint as ckpt
 from seq2seq.training import runtime
+from seq2seq.training.distributed import MicroStep, World, gradient_sync
 from seq2seq.training.run_logger import RunLogger
-from seq2seq.training.validation import Validator
+from seq2seq.training.validation import ValidationResult, Validator
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Trainer:
         progress: bool = True,
         resume: str | None = None,
         logger: RunLogger | None = None,
+        world: World | None = None,
     ) -> None:
         if early_stopping_metric not in HIGHER_IS_BETTER:
             raise ValueError(
@@ -100,20 +102,23 @@ class Trainer:
         self.metric, self.patience = early_stopping_metric, patience
         self.label_smoothing, self.clip_grad_norm = label_smoothing, clip_grad_norm
         self.accumulate_grad = accumulate_grad
+        self.world = world or World(device=device)
+        self.train_model: torch.nn.Module = model  # wrapped for data parallelism in fit()
         self.precision = runtime.resolve_precision(precision, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
-        self.logger = logger or RunLogger(self.run_dir)
+        self.logger = logger or RunLogger(self.run_dir, enabled=self.world.is_main)
         self.progress = Progress()
         self._check_plateau_mode()
         runtime.configure_threads(device, num_threads)
-        if resume:
-            self.restore(ckpt.load_checkpoint(resume))
+        if resume:  # rank 0 reads it: other nodes need not see the file
+            self.restore(self.world.from_main(lambda: ckpt.load_checkpoint(resume)))
 
     # ------------------------------------------------------------------ public
 
     def fit(self) -> Progress:
         """Train until max_epochs / max_updates / max_minutes or early stopping."""
         self.model.to(self.device)
+        self.train_model = self.world.wrap(self.model)
         log.info(
             "training %s parameters on %s (%s)", _count(self.model), self.device, self.precision
         )
@@ -125,6 +130,9 @@ class Trainer:
         return self.progress
 
     def save(self, name: str) -> Path:
+        path = self.run_dir / ckpt.CHECKPOINT_DIR / name
+        if not self.world.is_main:
+            return path
         payload = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -134,7 +142,6 @@ class Trainer:
             "progress": asdict(self.progress),
             **self.checkpoint_extras,
         }
-        path = self.run_dir / ckpt.CHECKPOINT_DIR / name
         ckpt.save_checkpoint(payload, path)
         return path
 
@@ -176,7 +183,9 @@ class Trainer:
             leave=False,
         )
         while p.batch_in_epoch < len(batches) and not p.stop_reason:
-            group = batches[p.batch_in_epoch : p.batch_in_epoch + self.accumulate_grad]
+            # every rank takes its share of the same group of global micro-batches
+            size = self.accumulate_grad * self.world.size
+            group = batches[p.batch_in_epoch : p.batch_in_epoch + size]
             stats = self._update(group)
             p.batch_in_epoch += len(group)
             bar.update(len(group))
@@ -190,9 +199,9 @@ class Trainer:
     def _update(self, group: list[Batch]) -> UpdateStats:
         start = time.perf_counter()
         self.model.train()
-        tgt_tokens = sum(b.num_tgt_tokens for b in group)
-        loss_sum = sum(self._backward(b.to(self.device), tgt_tokens) for b in group)
-        loss = float(loss_sum) / tgt_tokens
+        tgt_tokens = sum(b.num_tgt_tokens for b in group)  # of the whole group, on every rank
+        loss_sum = sum(self._backward(s, tgt_tokens) for s in self.world.micro_steps(group))
+        loss = self.world.sum(loss_sum) / tgt_tokens  # summed first, so every rank sees a NaN
         if not math.isfinite(loss):
             self._fail_non_finite(loss)
         self.scaler.unscale_(self.optimizer)
@@ -203,12 +212,18 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if not isinstance(self.scheduler, ReduceLROnPlateau):
             self.scheduler.step()
-        return UpdateStats(loss, tgt_tokens, float(grad_norm), time.perf_counter() - start)
+        seconds = self.world.max(time.perf_counter() - start)  # the same on every rank
+        return UpdateStats(loss, tgt_tokens, float(grad_norm), seconds)
 
-    def _backward(self, batch: Batch, normaliser: int) -> torch.Tensor:
+    def _backward(self, step: MicroStep, normaliser: int) -> torch.Tensor:
         """Back-propagate one micro-batch's share of the token-averaged loss; return its sum."""
-        with runtime.autocast(self.device, self.precision):
-            logits = self.model(batch.src, batch.src_lengths, batch.tgt_in).logits
+        batch = step.batch.to(self.device)
+        # DDP decides in the forward whether the backward all-reduces gradients
+        with (
+            gradient_sync(self.train_model, step.sync),
+            runtime.autocast(self.device, self.precision),
+        ):
+            logits = self.train_model(batch.src, batch.src_lengths, batch.tgt_in).logits
         loss = F.cross_entropy(
             logits.float().flatten(0, 1),  # (B*T, V)
             batch.tgt_out.flatten(),
@@ -216,8 +231,8 @@ class Trainer:
             label_smoothing=self.label_smoothing,
             reduction="sum",
         )
-        self.scaler.scale(loss / normaliser).backward()
-        return loss.detach()
+        self.scaler.scale(loss * step.weight / normaliser).backward()
+        return loss.detach() * step.weight
 
     def _after_update(self, stats: UpdateStats, bar: tqdm) -> None:
         p = self.progress
@@ -254,9 +269,9 @@ class Trainer:
 
     def _validate(self) -> None:
         p = self.progress
-        start = time.perf_counter()
-        result = self.validator.run(self.model, "validation", progress=self.show_progress)
-        p.train_seconds += time.perf_counter() - start  # a wall-clock budget includes validation
+        # rank 0 decodes; every rank gets its scores, so all take the same early-stopping decision
+        result, seconds = self.world.from_main(self._timed_validation)
+        p.train_seconds += seconds  # a wall-clock budget includes validation
         metrics = {**result.metrics, "update": p.update, "epoch": p.epoch, "time": p.train_seconds}
         p.validations.append(metrics)
         improved = self._is_improvement(result.metrics[self.metric])
@@ -275,6 +290,11 @@ class Trainer:
         self.save(ckpt.LAST)
         if improved:
             self.save(ckpt.BEST)
+
+    def _timed_validation(self) -> tuple[ValidationResult, float]:
+        start = time.perf_counter()
+        result = self.validator.run(self.model, "validation", progress=self.show_progress)
+        return result, time.perf_counter() - start
 
     def _is_improvement(self, value: float) -> bool:
         p = self.progress
