@@ -44,6 +44,9 @@ def _train(cfg: DictConfig, run_dir: Path, world: distributed.World) -> float:
     scheduler = instantiate(cfg.scheduler)(optimizer)
     search = SearchSettings(**cfg.search)
     greedy = Validator(data, device, precision, replace(search, beam_size=1))
+    logger = instantiate(cfg.logger)(
+        run_dir=run_dir, enabled=world.is_main, data=data, translator=greedy.translate
+    )
     trainer = instantiate(cfg.trainer)(
         model=model,
         optimizer=optimizer,
@@ -54,6 +57,7 @@ def _train(cfg: DictConfig, run_dir: Path, world: distributed.World) -> float:
         validator=greedy,
         device=device,
         world=world,
+        logger=logger,
     )
     progress = trainer.fit()
     best_metric = progress.best_metric if progress.best_metric is not None else float("nan")
@@ -67,7 +71,8 @@ def _train(cfg: DictConfig, run_dir: Path, world: distributed.World) -> float:
     if search.beam_size > 1:
         beam = Validator(data, device, precision, search)
         tests[f"beam{search.beam_size}"] = beam.run(model, "test", progress=cfg.trainer.progress)
-    write_run_metrics(run_dir, cfg, progress, count_parameters(model), tests, data)
+    metrics = write_run_metrics(run_dir, cfg, progress, count_parameters(model), tests, data)
+    logger.finish(model, metrics)
     for name, result in tests.items():
         log.info("test BLEU (%s): %.2f  %s", name, result.metrics["bleu"], result.bleu_signature)
     return best_metric

@@ -1,24 +1,62 @@
-"""What a run records for people: TensorBoard events in the run directory."""
+"""What a run records for people: TensorBoard events and the attention of a few fixed sentences.
+
+In `<run dir>/tensorboard/` (so `tensorboard --logdir <sweep dir>` shows every run of a sweep):
+- scalars `train/{loss,ppl,lr,grad_norm,tgt_tokens_per_s}` every update and
+  `validation/{loss,ppl,bleu,chrf,...}` every validation;
+- for the first `examples` validation sentences, at every validation: text `examples/<i>`
+  (source, reference, current translation) and image `attention/<i>` (heatmap; with
+  `attention_heads`, also `attention_heads/<i>/<head>` for models with heads);
+- once, at the end: the flattened config as HParams with the final metrics as scalars
+  `final/*`, so the HParams dashboard sorts and filters the runs of a sweep side by side.
+
+In the run directory: `attention.json`, the fixed sentences translated by the best model, which
+`python -m seq2seq.compare` draws side by side for every variant.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+from seq2seq import plots
+from seq2seq.evaluation import write_json
+from seq2seq.models.interface import Seq2SeqModel
+from seq2seq.training.examples import AttentionExamples, Example
+from seq2seq.training.validation import Translator
 
 TENSORBOARD_DIR = "tensorboard"
+ATTENTION_FILE = "attention.json"
 
 
 class RunLogger:
-    """TensorBoard scalars for training updates and validations.
+    """TensorBoard logging of one run, and its `attention.json`.
 
     The writer opens on first use, so runs that never log (rank > 0, dry runs) leave no files.
+    Fixed examples need the prepared `data` and the validation `translator` (run-time values,
+    passed at the instantiate call); without them only scalars are written.
     """
 
-    def __init__(self, run_dir: Path, enabled: bool = True) -> None:
-        self.log_dir = Path(run_dir) / TENSORBOARD_DIR
+    def __init__(
+        self,
+        run_dir: Path,
+        enabled: bool = True,
+        examples: int = 3,
+        attention_heads: bool = False,
+        data: Any = None,
+        translator: Translator | None = None,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.log_dir = self.run_dir / TENSORBOARD_DIR
         self.enabled = enabled
+        self.examples = None
+        if data is not None and translator is not None and examples > 0:
+            self.examples = AttentionExamples(data, translator, examples, attention_heads)
         self._writer: SummaryWriter | None = None
 
     @property
@@ -28,19 +66,39 @@ class RunLogger:
         return self._writer
 
     def train_update(self, update: int, stats: Any, lr: float) -> None:
+        """`train/ppl` is exp of the training loss, which is label-smoothed when
+        trainer.label_smoothing > 0 and then lies above the true perplexity; `validation/ppl`
+        is the unsmoothed one."""
         if not self.enabled:
             return
         w = self.writer
         w.add_scalar("train/loss", stats.loss, update)
+        w.add_scalar("train/ppl", _exp(stats.loss), update)
         w.add_scalar("train/lr", lr, update)
         w.add_scalar("train/grad_norm", stats.grad_norm, update)
         w.add_scalar("train/tgt_tokens_per_s", stats.tgt_tokens / stats.seconds, update)
 
-    def validation(self, update: int, result: Any) -> None:
+    def validation(self, update: int, result: Any, model: Seq2SeqModel | None = None) -> None:
+        """Validation scalars, and with `model` the fixed examples' translations and attention."""
         if not self.enabled:
             return
         for name, value in result.metrics.items():
             self.writer.add_scalar(f"validation/{name}", value, update)
+        if model is not None and self.examples is not None:
+            for i, example in enumerate(self.examples(model)):
+                self._log_example(i, example, update)
+
+    def finish(self, model: Seq2SeqModel, metrics: Mapping[str, Any]) -> None:
+        """End of run, `model` being the one tested: write attention.json and the HParams
+        summary (config and final metrics from the run's metrics.json), then close."""
+        if not self.enabled:
+            return
+        if self.examples is not None:
+            examples = [example.to_json() for example in self.examples(model)]
+            record = {"variant": metrics["variant"], "seed": metrics["seed"], "examples": examples}
+            write_json(self.run_dir / ATTENTION_FILE, record)
+        self._log_hparams(metrics)
+        self.close()
 
     def flush(self) -> None:
         if self._writer is not None:
@@ -50,3 +108,78 @@ class RunLogger:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+    def _log_example(self, i: int, example: Example, update: int) -> None:
+        text = (
+            f"**source:** {_markdown(example.sentence)}  \n"
+            f"**reference:** {_markdown(example.reference)}  \n"
+            f"**translation:** {_markdown(example.translation)}"
+        )
+        self.writer.add_text(f"examples/{i}", text, update)
+        title = f"update {update}"
+        figure = plots.attention_figure(example.weights, example.source, example.target, title)
+        self.writer.add_image(
+            f"attention/{i}", plots.to_rgb_array(figure), update, dataformats="HWC"
+        )
+        for head, weights in enumerate(example.heads or []):
+            figure = plots.attention_figure(weights, example.source, example.target, title)
+            image = plots.to_rgb_array(figure)
+            self.writer.add_image(f"attention_heads/{i}/{head}", image, update, dataformats="HWC")
+
+    def _log_hparams(self, metrics: Mapping[str, Any]) -> None:
+        """Only the session summaries are written, not an experiment summary: TensorBoard then
+        takes the union of every run's hyper-parameters, where an experiment summary would
+        make it show the keys of whichever run it read first (RNN and Transformer differ)."""
+        final = final_metrics(metrics)
+        step = int(metrics["train"]["updates"])
+        for name, value in final.items():
+            self.writer.add_scalar(name, value, step)
+        _, session_start, session_end = hparams(hyper_parameters(metrics), final)
+        self.writer.file_writer.add_summary(session_start)
+        self.writer.file_writer.add_summary(session_end)
+
+
+def hyper_parameters(metrics: Mapping[str, Any]) -> dict[str, str | int | float | bool]:
+    """The run's resolved config flattened to dotted keys, plus its variant and seed; lists and
+    nulls become strings, the only other types HParams takes being numbers and booleans."""
+    flat = {"variant": metrics["variant"], "seed": metrics["seed"]}
+    flat.update(_flatten(metrics["config"]))
+    return flat
+
+
+def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Scalars `final/*` from a run's metrics.json: what the HParams table sorts by."""
+    train = metrics["train"]
+    bleus = [v["bleu"] for v in metrics["validations"]]
+    final = {
+        "final/best_validation_bleu": max(bleus) if bleus else math.nan,
+        "final/train_minutes": train["seconds"] / 60,
+        "final/tgt_tokens_per_second": train["tgt_tokens_per_second"],
+        "final/parameters": float(metrics["parameters"]),
+    }
+    for search, result in metrics["test"].items():
+        final[f"final/test_bleu_{search}"] = result["bleu"]
+        final[f"final/test_chrf_{search}"] = result["chrf"]
+    return final
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, str | int | float | bool]:
+    if isinstance(node, Mapping):
+        flat: dict[str, str | int | float | bool] = {}
+        for key, value in node.items():
+            if key != "_partial_":  # Hydra plumbing, the same in every run
+                flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    key = prefix[:-1]
+    if isinstance(node, bool | int | float | str):
+        return {key: node}
+    return {key: json.dumps(node)}  # lists and null
+
+
+def _exp(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else math.inf  # math.exp overflows past ~709
+
+
+def _markdown(text: str) -> str:
+    """Plain text shown literally by TensorBoard's markdown renderer."""
+    return "".join(f"\\{c}" if c in "\\`*_[]<>|#" else c for c in text)

@@ -277,7 +277,7 @@ class Trainer:
         improved = self._is_improvement(result.metrics[self.metric])
         if isinstance(self.scheduler, ReduceLROnPlateau):
             self.scheduler.step(result.metrics[self.metric])
-        self.logger.validation(p.update, result)
+        self.logger.validation(p.update, result, self.model)
         log.info(
             "validation at update %d: loss %.4f | ppl %.2f | BLEU %.2f | chrF %.2f%s",
             p.update,

@@ -1,0 +1,119 @@
+"""Figures for people: attention heatmaps and BLEU-over-time curves.
+
+Shared by the TensorBoard images of a run (`training/run_logger.py`) and the sweep report
+(`compare.py`). Figures are built with matplotlib's object API on the Agg canvas, never pyplot,
+so nothing needs a display and no figure outlives its caller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+# inches per source/target token in a heatmap, and the bounds a figure side stays within
+_CELL, _MIN_SIDE, _MAX_SIDE = 0.28, 2.5, 12.0
+_DPI = 100
+
+
+def draw_attention(
+    ax: Axes,
+    weights: Sequence[Sequence[float]],
+    source: Sequence[str],
+    target: Sequence[str],
+    title: str = "",
+) -> None:
+    """Heatmap of attention `weights` (T, S): target tokens down the rows, source tokens along
+    the columns, 0 white and 1 black, so panels of different runs compare by eye."""
+    matrix = np.asarray(weights, dtype=np.float32)
+    if matrix.shape != (len(target), len(source)):
+        raise ValueError(
+            f"attention weights must be (len(target), len(source)) = "
+            f"({len(target)}, {len(source)}), got {matrix.shape}"
+        )
+    ax.imshow(matrix, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(len(source)), labels=list(source), rotation=90, fontsize=8)
+    ax.set_yticks(range(len(target)), labels=list(target), fontsize=8)
+    ax.tick_params(length=0)
+    ax.set_xlabel("source", fontsize=8)
+    ax.set_ylabel("translation", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def attention_figure(
+    weights: Sequence[Sequence[float]],
+    source: Sequence[str],
+    target: Sequence[str],
+    title: str = "",
+) -> Figure:
+    """One heatmap, sized to its sentence pair."""
+    figure = Figure(figsize=(_side(len(source)) + 1.0, _side(len(target)) + 1.0), dpi=_DPI)
+    draw_attention(figure.add_subplot(), weights, source, target, title)
+    figure.tight_layout()
+    return figure
+
+
+def attention_grid(panels: Sequence[tuple[str, dict]], columns: int = 4) -> Figure:
+    """One heatmap per (title, example) side by side; an example has `weights`, `source` and
+    `target` as in a run's attention.json."""
+    if not panels:
+        raise ValueError("attention_grid needs at least one panel, got none")
+    columns = min(columns, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    width = max(_side(len(example["source"])) for _, example in panels) + 1.0
+    height = max(_side(len(example["target"])) for _, example in panels) + 1.2
+    figure = Figure(figsize=(width * columns, height * rows), dpi=_DPI)
+    for i, (title, example) in enumerate(panels):
+        ax = figure.add_subplot(rows, columns, i + 1)
+        draw_attention(ax, example["weights"], example["source"], example["target"], title)
+    figure.tight_layout()
+    return figure
+
+
+def bleu_over_time(curves: Mapping[str, Sequence[Sequence[tuple[float, float]]]]) -> Figure:
+    """Validation BLEU against training minutes: one colour per variant, one line per run
+    (seeds of a variant share its colour, so their spread shows as a band of lines)."""
+    figure = Figure(figsize=(7.0, 4.5), dpi=_DPI)
+    ax = figure.add_subplot()
+    colours = _colours(len(curves))
+    for colour, (variant, runs) in zip(colours, curves.items()):
+        for i, points in enumerate(runs):
+            minutes, bleu = zip(*points) if points else ((), ())
+            label = variant if i == 0 else None
+            ax.plot(minutes, bleu, marker="o", markersize=3, color=colour, label=label)
+    ax.set_xlabel("training time (minutes, validation included)")
+    ax.set_ylabel("validation BLEU (greedy)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return figure
+
+
+def to_rgb_array(figure: Figure) -> np.ndarray:
+    """The rendered figure as (H, W, 3) uint8, e.g. for `SummaryWriter.add_image`."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def save(figure: Figure, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=_DPI)
+    return path
+
+
+def _side(tokens: int) -> float:
+    return min(max(_CELL * tokens, _MIN_SIDE), _MAX_SIDE)
+
+
+def _colours(n: int) -> list:
+    palette = colormaps["tab10" if n <= 10 else "tab20"]
+    return [palette(i % palette.N) for i in range(n)]
