@@ -12,9 +12,12 @@ from seq2seq.evaluation import write_json, write_lines
 
 
 def variant_name(cfg: DictConfig) -> str:
-    """The name a comparison shows for this run: the attention (RNN) or model config chosen."""
+    """The name a comparison shows for this run: the `variant` config chosen (sweeps of
+    experiment=compare_attention), else the attention (RNN) or model config chosen."""
     if HydraConfig.initialized():
         choices = HydraConfig.get().runtime.choices
+        if choices.get("variant"):
+            return str(choices["variant"])
         if "attention" in cfg.model and choices.get("model/attention"):
             return str(choices["model/attention"])
         return str(choices.get("model", "model"))

@@ -1,0 +1,311 @@
+"""`python -m seq2seq.compare <sweep dir>`: which variant works best, at what cost.
+
+Reads the `metrics.json` of every training run under the directory (e.g. the sweep of
+`python -m seq2seq.train -m experiment=compare_attention`) and writes into it:
+- `comparison.md`: one row per variant, mean ± sample standard deviation over its runs (seeds)
+  and their number n, best first; then one row per run. It is also printed.
+- `comparison.csv`: the per-variant rows (`<metric>_mean`, `<metric>_std`, n, note).
+- `runs.csv`: the per-run rows.
+- `comparison.png`: validation BLEU against training time, one colour per variant.
+- `attention_grid.png`: one validation sentence's attention for each variant, side by side
+  (from each variant's first run that has an `attention.json`).
+
+Seed noise: variants are ranked by mean test BLEU (beam search when every run has it, else
+greedy). A variant whose mean lies within one standard deviation of the best one's (the larger
+of the two deviations) is marked "within noise of best": the sweep does not separate them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seq2seq import plots
+from seq2seq.evaluation import write_lines
+from seq2seq.training.run_logger import ATTENTION_FILE
+
+# per-run numbers: key, column header, format of one value
+METRICS: tuple[tuple[str, str, str], ...] = (
+    ("parameters", "parameters", "{:,.0f}"),
+    ("train_minutes", "train min", "{:.2f}"),
+    ("tgt_tokens_per_second", "tgt tok/s", "{:,.0f}"),
+    ("best_validation_bleu", "best val BLEU", "{:.2f}"),
+    ("test_bleu_greedy", "test BLEU greedy", "{:.2f}"),
+    ("test_bleu_beam", "test BLEU beam", "{:.2f}"),
+    ("test_chrf_greedy", "test chrF greedy", "{:.2f}"),
+    ("test_chrf_beam", "test chrF beam", "{:.2f}"),
+    ("greedy_sentences_per_second", "greedy sent/s", "{:.1f}"),
+    ("beam_sentences_per_second", "beam sent/s", "{:.1f}"),
+)
+WITHIN_NOISE = "within noise of best"
+
+
+@dataclass
+class Run:
+    """One training run: where it is and its metrics.json."""
+
+    path: Path
+    metrics: dict[str, Any]
+
+    @property
+    def variant(self) -> str:
+        return str(self.metrics["variant"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.metrics["seed"])
+
+    def row(self) -> dict[str, float]:
+        """The numbers of the report, NaN where the run has none (e.g. no beam search)."""
+        m, train = self.metrics, self.metrics["train"]
+        greedy, beam = m["test"].get("greedy", {}), _beam_result(m["test"])
+        bleus = [v["bleu"] for v in m["validations"]]
+        return {
+            "parameters": float(m["parameters"]),
+            "train_minutes": train["seconds"] / 60,
+            "tgt_tokens_per_second": train["tgt_tokens_per_second"],
+            "best_validation_bleu": max(bleus, default=math.nan),
+            "test_bleu_greedy": greedy.get("bleu", math.nan),
+            "test_bleu_beam": beam.get("bleu", math.nan),
+            "test_chrf_greedy": greedy.get("chrf", math.nan),
+            "test_chrf_beam": beam.get("chrf", math.nan),
+            "greedy_sentences_per_second": greedy.get("sentences_per_second", math.nan),
+            "beam_sentences_per_second": beam.get("sentences_per_second", math.nan),
+        }
+
+
+@dataclass
+class VariantSummary:
+    """The runs of one variant: mean, sample standard deviation (NaN for one run) and n."""
+
+    variant: str
+    runs: list[Run]
+    mean: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+
+def load_runs(sweep_dir: Path) -> list[Run]:
+    """Every training run's metrics.json under `sweep_dir`, ordered by variant then seed.
+
+    Files without training results (e.g. `python -m seq2seq.evaluate`'s) are skipped.
+    """
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise ValueError(f"{sweep_dir} is not a directory (expected a sweep or run directory)")
+    runs = []
+    for path in sorted(sweep_dir.rglob("metrics.json")):
+        metrics = json.loads(path.read_text())
+        if {"variant", "seed", "train", "test", "validations"} <= metrics.keys():
+            runs.append(Run(path.parent, metrics))
+    if not runs:
+        raise ValueError(
+            f"no training run's metrics.json under {sweep_dir}: point at the sweep directory of "
+            "`python -m seq2seq.train -m experiment=compare_attention` (hydra.sweep.dir) once "
+            "its runs have finished"
+        )
+    return sorted(runs, key=lambda run: (run.variant, run.seed, str(run.path)))
+
+
+def summarise(runs: Sequence[Run]) -> list[VariantSummary]:
+    """One summary per variant, best mean headline test BLEU first, with noise notes."""
+    by_variant: dict[str, list[Run]] = {}
+    for run in runs:
+        by_variant.setdefault(run.variant, []).append(run)
+    summaries = []
+    for variant, group in by_variant.items():
+        rows = [run.row() for run in group]
+        mean = {key: _mean([row[key] for row in rows]) for key, _, _ in METRICS}
+        std = {key: _std([row[key] for row in rows]) for key, _, _ in METRICS}
+        summaries.append(VariantSummary(variant, group, mean, std))
+    key = headline_metric(runs)
+    summaries.sort(key=lambda s: -s.mean[key] if not math.isnan(s.mean[key]) else math.inf)
+    _mark_noise(summaries, key)
+    return summaries
+
+
+def headline_metric(runs: Sequence[Run]) -> str:
+    """Test BLEU with beam search if every run has it, else greedy."""
+    has_beam = all(not math.isnan(run.row()["test_bleu_beam"]) for run in runs)
+    return "test_bleu_beam" if has_beam else "test_bleu_greedy"
+
+
+def _mark_noise(summaries: list[VariantSummary], key: str) -> None:
+    if not summaries or math.isnan(summaries[0].mean[key]):
+        return
+    best = summaries[0]
+    best.note = "best"
+    for other in summaries[1:]:
+        spreads = [x for x in (best.std[key], other.std[key]) if not math.isnan(x)]
+        if spreads and best.mean[key] - other.mean[key] <= max(spreads):
+            other.note = WITHIN_NOISE
+
+
+def markdown_report(summaries: Sequence[VariantSummary], sweep_dir: Path) -> list[str]:
+    runs = [run for s in summaries for run in s.runs]
+    headline = dict((key, title) for key, title, _ in METRICS)[headline_metric(runs)]
+    header = ["variant", "n", *(title for _, title, _ in METRICS), "note"]
+    lines = [
+        f"# Comparison of {len(summaries)} variants ({len(runs)} runs) in {sweep_dir}",
+        "",
+        f"Mean ± sample standard deviation over the n runs (seeds) of each variant, ranked by "
+        f'mean {headline}. "{WITHIN_NOISE}": the gap to the best mean is at most '
+        "one standard deviation (the larger of the two), so these runs do not separate them.",
+        "",
+        *_table(header, [_summary_cells(s) for s in summaries]),
+    ]
+    if all(s.n == 1 for s in summaries):
+        lines += ["", "One run per variant: no seed noise is known. Add e.g. `seed=1,2,3`."]
+    header = ["variant", "seed", "run", *(title for _, title, _ in METRICS)]
+    cells = [_run_cells(run, sweep_dir) for run in runs]
+    return [*lines, "", "## Runs", "", *_table(header, cells)]
+
+
+def write_report(sweep_dir: Path, sentence: int = 0) -> list[str]:
+    """Write every report file into `sweep_dir`; return the markdown lines."""
+    sweep_dir = Path(sweep_dir)
+    summaries = summarise(load_runs(sweep_dir))
+    lines = markdown_report(summaries, sweep_dir)
+    write_lines(sweep_dir / "comparison.md", lines)
+    _write_csv(sweep_dir / "comparison.csv", _summary_records(summaries))
+    runs = [run for s in summaries for run in s.runs]
+    _write_csv(sweep_dir / "runs.csv", [_run_record(run, sweep_dir) for run in runs])
+    plots.save(plots.bleu_over_time(_curves(summaries)), sweep_dir / "comparison.png")
+    panels = attention_panels(summaries, sentence)
+    if panels:
+        plots.save(plots.attention_grid(panels), sweep_dir / "attention_grid.png")
+    return lines
+
+
+def attention_panels(summaries: Sequence[VariantSummary], sentence: int) -> list[tuple[str, dict]]:
+    """(variant, example `sentence` of attention.json) for each variant that saved one."""
+    panels = []
+    for summary in summaries:
+        for run in sorted(summary.runs, key=lambda r: r.seed):
+            path = run.path / ATTENTION_FILE
+            if not path.exists():
+                continue
+            examples = json.loads(path.read_text())["examples"]
+            if not 0 <= sentence < len(examples):
+                raise ValueError(
+                    f"--sentence {sentence} is out of range: {path} holds {len(examples)} "
+                    "examples (logger.examples in the run's config)"
+                )
+            panels.append((f"{summary.variant} (seed {run.seed})", examples[sentence]))
+            break
+    return panels
+
+
+def _curves(summaries: Sequence[VariantSummary]) -> dict[str, list[list[tuple[float, float]]]]:
+    return {
+        s.variant: [
+            [(v["time"] / 60, v["bleu"]) for v in run.metrics["validations"]] for run in s.runs
+        ]
+        for s in summaries
+    }
+
+
+def _summary_cells(s: VariantSummary) -> list[str]:
+    values = [_with_spread(fmt, s.mean[key], s.std[key]) for key, _, fmt in METRICS]
+    return [s.variant, str(s.n), *values, s.note]
+
+
+def _run_cells(run: Run, sweep_dir: Path) -> list[str]:
+    row = run.row()
+    values = [_format(fmt, row[key]) for key, _, fmt in METRICS]
+    return [run.variant, str(run.seed), _relative(run.path, sweep_dir), *values]
+
+
+def _summary_records(summaries: Sequence[VariantSummary]) -> list[dict[str, Any]]:
+    records = []
+    for s in summaries:
+        record: dict[str, Any] = {"variant": s.variant, "n": s.n}
+        for key, _, _ in METRICS:
+            record[f"{key}_mean"], record[f"{key}_std"] = s.mean[key], s.std[key]
+        records.append({**record, "note": s.note})
+    return records
+
+
+def _run_record(run: Run, sweep_dir: Path) -> dict[str, Any]:
+    return {
+        "variant": run.variant,
+        "seed": run.seed,
+        "run": _relative(run.path, sweep_dir),
+        **run.row(),
+    }
+
+
+def _write_csv(path: Path, records: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
+
+
+def _with_spread(fmt: str, mean: float, std: float) -> str:
+    if math.isnan(std) or std == 0:  # one run, or a constant such as the parameter count
+        return _format(fmt, mean)
+    return f"{_format(fmt, mean)} ± {_format(fmt, std)}"
+
+
+def _format(fmt: str, value: float) -> str:
+    return "–" if math.isnan(value) else fmt.format(value)
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return statistics.fmean(finite) if finite else math.nan
+
+
+def _std(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return statistics.stdev(finite) if len(finite) > 1 else math.nan
+
+
+def _beam_result(tests: dict[str, dict]) -> dict:
+    """The run's beam-search test result (key `beam<K>`), or {} if it ran greedy only."""
+    return next((result for name, result in tests.items() if name.startswith("beam")), {})
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path != root else "."
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m seq2seq.compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("sweep_dir", type=Path, help="directory holding the runs' metrics.json")
+    parser.add_argument(
+        "--sentence", type=int, default=0, help="which fixed validation sentence the grid shows"
+    )
+    args = parser.parse_args(argv)
+    try:
+        lines = write_report(args.sweep_dir, args.sentence)
+    except ValueError as err:
+        parser.exit(2, f"error: {err}\n")
+    print("\n".join(lines))
+    print(f"\nwrote comparison.md, comparison.csv, runs.csv and plots into {args.sweep_dir}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,188 @@
+"""The attention comparison: its sweep config, and the report over hand-written and real runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+
+import hydra
+import pytest
+from omegaconf import DictConfig, OmegaConf
+from training.conftest import REPO, TINY, compose_config
+
+from seq2seq import compare
+from seq2seq.pipeline import build_model
+from seq2seq.train import train
+
+ATTENTIONS = sorted(p.stem for p in (REPO / "configs" / "model" / "attention").glob("*.yaml"))
+
+
+# ----------------------------------------------------------------------------- sweep config
+
+
+def compose_with_hydra(*overrides: str) -> DictConfig:
+    """The train config with its `hydra` node (sweeper parameters, run directory names)."""
+    with hydra.initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        return hydra.compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def sweep_variants(experiment: str) -> list[str]:
+    cfg = compose_with_hydra(f"experiment={experiment}")
+    return str(cfg.hydra.sweeper.params.variant).split(",")
+
+
+def test_the_sweep_runs_every_attention_file_and_the_transformer():
+    assert sorted(sweep_variants("compare_attention")) == sorted([*ATTENTIONS, "transformer"])
+    variant_files = {p.stem for p in (REPO / "configs" / "variant").glob("*.yaml")}
+    assert set(sweep_variants("compare_attention")) == variant_files
+
+
+@pytest.mark.parametrize("variant", [*ATTENTIONS, "transformer"])
+def test_each_variant_composes_its_model_under_one_budget(variant):
+    full = compose_config("train", "experiment=compare_attention", f"variant={variant}")
+    smoke = compose_with_hydra("experiment=compare_attention_smoke", f"variant={variant}")
+    for cfg in (full, smoke):
+        if variant == "transformer":
+            assert cfg.model._target_.endswith("Transformer")
+        else:
+            assert cfg.model._target_.endswith("RNNSeq2Seq")
+            expected = OmegaConf.load(REPO / "configs" / "model" / "attention" / f"{variant}.yaml")
+            assert cfg.model.attention._target_ == expected.attention._target_
+        assert cfg.trainer.max_updates is not None and cfg.trainer.patience is None
+    assert smoke.data.name == "toy_copy"
+    # the smoke shrinks both model families, the full comparison keeps their default sizes
+    vocab = type("Vocab", (), {"src_vocab_size": 24, "tgt_vocab_size": 24, "pad_id": 0})
+    assert sum(p.numel() for p in build_model(smoke.model, vocab).parameters()) < 100_000
+    assert sum(p.numel() for p in build_model(full.model, vocab).parameters()) > 500_000
+    assert OmegaConf.select(smoke, "hydra.sweep.subdir") == f"{variant}_seed{smoke.seed}"
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def write_run(
+    root: Path, variant: str, seed: int, beam_bleu: float, greedy_bleu: float = 10.0
+) -> dict:
+    """A run directory with a metrics.json shaped like seq2seq.reporting writes it."""
+    metrics = {
+        "variant": variant,
+        "seed": seed,
+        "parameters": 1000,
+        "train": {"updates": 10, "seconds": 120.0 * seed, "tgt_tokens_per_second": 50.0 * seed},
+        "validations": [
+            {"update": 5, "time": 60.0, "bleu": greedy_bleu - 2},
+            {"update": 10, "time": 120.0, "bleu": greedy_bleu - 1},
+        ],
+        "test": {
+            "greedy": {"bleu": greedy_bleu, "chrf": 40.0, "sentences_per_second": 100.0},
+            "beam4": {"bleu": beam_bleu, "chrf": 41.0, "sentences_per_second": 20.0},
+        },
+        "config": {},
+    }
+    run_dir = root / f"{variant}_seed{seed}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    return metrics
+
+
+def write_sweep(root: Path, beam_bleus: dict[str, list[float]]) -> None:
+    for variant, bleus in beam_bleus.items():
+        for seed, bleu in enumerate(bleus, start=1):
+            write_run(root, variant, seed, bleu)
+
+
+def test_seeds_are_grouped_into_mean_std_and_n(tmp_path):
+    write_sweep(tmp_path, {"luong_dot": [24.0, 26.0, 28.0], "bahdanau": [25.5]})
+    summaries = {s.variant: s for s in compare.summarise(compare.load_runs(tmp_path))}
+    dot = summaries["luong_dot"]
+    assert dot.n == 3 and [run.seed for run in dot.runs] == [1, 2, 3]
+    assert dot.mean["test_bleu_beam"] == pytest.approx(26.0)
+    assert dot.std["test_bleu_beam"] == pytest.approx(2.0)  # sample deviation (n - 1)
+    assert dot.mean["train_minutes"] == pytest.approx(4.0)  # 2, 4 and 6 minutes
+    assert dot.std["tgt_tokens_per_second"] == pytest.approx(statistics.stdev([50, 100, 150]))
+    assert dot.mean["best_validation_bleu"] == pytest.approx(9.0)
+    assert summaries["bahdanau"].n == 1
+    assert math.isnan(summaries["bahdanau"].std["test_bleu_beam"])  # one run: no spread
+
+
+def test_variants_within_one_std_of_the_best_are_flagged(tmp_path):
+    write_sweep(
+        tmp_path,
+        {
+            "transformer": [30.0, 26.0],  # mean 28, std 2.83: the best
+            "luong_dot": [24.0, 26.0, 28.0],  # mean 26: 2 below, within 2.83
+            "bahdanau": [25.5],  # one run: 2.5 below, within the best's 2.83
+            "luong_concat": [20.0],  # 8 below
+            "luong_general": [10.0, 12.0],  # 17 below
+        },
+    )
+    summaries = compare.summarise(compare.load_runs(tmp_path))
+    ranked = [(s.variant, s.note) for s in summaries]
+    assert ranked == [
+        ("transformer", "best"),
+        ("luong_dot", compare.WITHIN_NOISE),
+        ("bahdanau", compare.WITHIN_NOISE),
+        ("luong_concat", ""),
+        ("luong_general", ""),
+    ]
+    lines = compare.markdown_report(summaries, tmp_path)
+    dot_row = next(line for line in lines if line.startswith("| luong_dot | 3 |"))
+    assert "26.00 ± 2.00" in dot_row and compare.WITHIN_NOISE in dot_row
+
+
+def test_without_beam_everywhere_the_ranking_uses_greedy_bleu(tmp_path):
+    write_run(tmp_path, "a", 1, beam_bleu=50.0, greedy_bleu=10.0)
+    only_greedy = write_run(tmp_path, "b", 1, beam_bleu=0.0, greedy_bleu=20.0)
+    del only_greedy["test"]["beam4"]
+    (tmp_path / "b_seed1" / "metrics.json").write_text(json.dumps(only_greedy))
+    runs = compare.load_runs(tmp_path)
+    assert compare.headline_metric(runs) == "test_bleu_greedy"
+    assert [s.variant for s in compare.summarise(runs)] == ["b", "a"]
+
+
+def test_a_directory_without_runs_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "metrics.json").write_text('{"split": "test", "bleu": 1.0}')  # evaluate's
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert f"no training run's metrics.json under {tmp_path}" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """Two tiny real runs (seeds 1 and 2) side by side, as a sweep leaves them."""
+    root = tmp_path_factory.mktemp("sweep")
+    for seed in (1, 2):
+        overrides = (f"seed={seed}", "trainer.max_updates=4", "trainer.validate_every=2")
+        cfg = compose_config("train", *TINY, f"cache_dir={root / 'cache'}", *overrides)
+        train(cfg, root / f"transformer_seed{seed}")
+    return root
+
+
+def test_report_of_real_runs_has_their_numbers(sweep, capsys):
+    compare.main([str(sweep)])
+    printed = capsys.readouterr().out
+    with open(sweep / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["run"] for row in rows] == ["transformer_seed1", "transformer_seed2"]
+    for row in rows:
+        metrics = json.loads((sweep / row["run"] / "metrics.json").read_text())
+        assert int(row["seed"]) == metrics["seed"]
+        assert float(row["test_bleu_greedy"]) == pytest.approx(metrics["test"]["greedy"]["bleu"])
+        assert float(row["test_chrf_greedy"]) == pytest.approx(metrics["test"]["greedy"]["chrf"])
+        assert float(row["train_minutes"]) == pytest.approx(metrics["train"]["seconds"] / 60)
+        assert float(row["parameters"]) == metrics["parameters"]
+        assert row["test_bleu_beam"] == "nan"  # TINY decodes greedily only
+        assert f"| {row['run']} |" in printed
+    with open(sweep / "comparison.csv") as f:
+        (summary,) = list(csv.DictReader(f))
+    assert int(summary["n"]) == 2
+    mean = statistics.fmean(float(row["tgt_tokens_per_second"]) for row in rows)
+    assert float(summary["tgt_tokens_per_second_mean"]) == pytest.approx(mean)
+    for image in ("comparison.png", "attention_grid.png"):
+        assert (sweep / image).stat().st_size > 1000
+    assert (sweep / "comparison.md").read_text().strip() == printed.split("\n\nwrote")[0].strip()
