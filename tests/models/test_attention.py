@@ -22,6 +22,7 @@ from seq2seq.models.attention import (
     EncoderMemory,
     LocalAttention,
     LuongDotAttention,
+    LuongLocalPAttention,
 )
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -210,15 +211,15 @@ def test_local_m_centers_on_the_target_position_up_to_the_sentence_end():
     torch.testing.assert_close(center, expected)
 
 
+@pytest.mark.parametrize("variant", LOCAL_VARIANTS)
 @pytest.mark.parametrize("score", ["general", "concat"])
-def test_local_p_weights_are_the_window_softmax_times_a_gaussian(score):
-    """With all keys equal the content softmax is uniform over the window ∩ sentence, so each
-    weight must be exp(-(s - p_t)^2 / (2σ^2)) / (window size), with σ = D / 2."""
+def test_local_weights_with_equal_scores_are_uniform_times_the_prior(variant, score):
+    """With all keys equal the window's softmax is uniform over window ∩ sentence (each
+    position counted once), so a weight is 1 / (positions in it), times local-p's Gaussian
+    exp(-(s - p_t)^2 / (2σ^2)) with σ = D / 2."""
     half_width = 4
     attention = build_attention(
-        "luong_local_p",
-        f"model.attention.half_width={half_width}",
-        f"model.attention.score={score}",
+        variant, f"model.attention.half_width={half_width}", f"model.attention.score={score}"
     )
     memory = make_memory(attention, LENGTHS)
     flat = torch.zeros_like(memory.values)
@@ -228,7 +229,8 @@ def test_local_p_weights_are_the_window_softmax_times_a_gaussian(score):
     weights = attention(query, memory, step=0).dense_weights(max(LENGTHS))  # (B, T, S)
 
     inside = weights > 0
-    source = torch.arange(max(LENGTHS)).view(1, 1, -1).float()
-    gaussian = torch.exp(-((source - center) ** 2) / (2 * (half_width / 2) ** 2))
-    expected = gaussian / inside.sum(-1, keepdim=True)
+    expected = 1 / inside.sum(-1, keepdim=True).float().expand_as(weights)
+    if isinstance(attention, LuongLocalPAttention):
+        source = torch.arange(max(LENGTHS)).view(1, 1, -1).float()
+        expected = expected * torch.exp(-((source - center) ** 2) / (2 * (half_width / 2) ** 2))
     torch.testing.assert_close(weights[inside], expected[inside])
