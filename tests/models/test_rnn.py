@@ -389,3 +389,15 @@ def train_to_exact_match(variant: str, reverse: bool, updates: int = 2500) -> fl
         if update % 250 == 0 and (accuracy := exact_match(model, task, task.held_out)) >= 0.95:
             break
     return accuracy
+
+
+def test_train_config_takes_attention_and_wiring_from_the_command_line():
+    """`python -m seq2seq.train model/attention=... [model.decoder.wiring=...]` composes so."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        paper = compose("train", overrides=["model/attention=luong_general"]).model
+        crossed = compose(
+            "train", overrides=["model/attention=luong_general", "model.decoder.wiring=bahdanau"]
+        ).model
+    assert paper.attention == crossed.attention
+    assert paper.attention._target_ == "seq2seq.models.attention.LuongGeneralAttention"
+    assert (paper.decoder.wiring, crossed.decoder.wiring) == ("luong", "bahdanau")

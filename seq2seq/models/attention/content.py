@@ -35,7 +35,7 @@ class BahdanauAttention(Attention):
 
 class LuongConcatAttention(BahdanauAttention):
     """The `concat` score of Luong et al. (2015), "Effective Approaches to Attention-based Neural
-    Machine Translation", eq. 8:
+    Machine Translation", section 3.1:
 
         score(h_t, h̄_s) = v_a^T tanh(W_a [h_t; h̄_s])
 
@@ -45,7 +45,7 @@ class LuongConcatAttention(BahdanauAttention):
 
 
 class LuongDotAttention(Attention):
-    """The `dot` score of Luong et al. (2015), eq. 8: score(h_t, h̄_s) = h_t^T h̄_s.
+    """The `dot` score of Luong et al. (2015), section 3.1: score(h_t, h̄_s) = h_t^T h̄_s.
 
     It has no parameters, so the decoder state and the encoder outputs must have one size: with
     a bidirectional encoder that means `model.bidirectional=false` (the paper's encoder is
@@ -66,7 +66,7 @@ class LuongDotAttention(Attention):
 
 
 class LuongGeneralAttention(Attention):
-    """The `general` score of Luong et al. (2015), eq. 8: score(h_t, h̄_s) = h_t^T W_a h̄_s.
+    """The `general` score of Luong et al. (2015), section 3.1: score(h_t, h̄_s) = h_t^T W_a h̄_s.
 
     `W_a h̄_s` does not depend on t, so it is the per-batch key projection.
     """
@@ -82,7 +82,7 @@ class LuongGeneralAttention(Attention):
         return torch.bmm(query, keys.transpose(1, 2))  # (N, T, S)
 
 
-# The content scores a local variant can use (`model.attention.score`), as in Luong's eq. 8.
+# The content scores a local variant can use (`model.attention.score`), Luong et al. (2015) §3.1.
 CONTENT_SCORES: dict[str, type[Attention]] = {
     "dot": LuongDotAttention,
     "general": LuongGeneralAttention,

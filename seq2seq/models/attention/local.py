@@ -73,7 +73,7 @@ class LuongLocalMAttention(LocalAttention):
 
 
 class LuongLocalPAttention(LocalAttention):
-    """Local-p (predictive alignment), Luong et al. (2015), eqs. 9-10:
+    """Local-p (predictive alignment), Luong et al. (2015), section 3.2:
 
         p_t = S · sigmoid(v_p^T tanh(W_p h_t))
         a_t(s) = align(h_t, h̄_s) · exp(-(s - p_t)^2 / (2σ^2)),   σ = D / 2

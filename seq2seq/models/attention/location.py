@@ -10,7 +10,7 @@ from seq2seq.models.attention.base import Attention
 
 
 class LuongLocationAttention(Attention):
-    """Location-based attention of Luong et al. (2015), eq. 9:
+    """Location-based attention of Luong et al. (2015), section 3.1:
 
         a_t = softmax(W_a h_t)
 
