@@ -35,6 +35,7 @@ LOCAL_VARIANTS = [
 ]
 HIDDEN = 16
 LENGTHS = [9, 5, 1, 12]  # S = 12; a one-token and a full-length sentence on purpose
+DOT_SCORE = "model.attention.score=dot"
 STEPS = 15  # more target steps than any source has tokens: local windows run past the end
 
 
@@ -57,6 +58,8 @@ def compose_model(variant: str, *overrides: str) -> DictConfig:
 
 def build_attention(variant: str, *overrides: str) -> Attention:
     """The variant's module as the model builds it: query = decoder size, key = encoder size."""
+    if DOT_SCORE in overrides:  # dot needs encoder outputs of the decoder's size
+        overrides = (*overrides, "model.bidirectional=false")
     cfg = compose_model(variant, f"model.hidden_size={HIDDEN}", *overrides)
     key_size = HIDDEN * (2 if cfg.bidirectional else 1)
     torch.manual_seed(0)
@@ -212,15 +215,15 @@ def test_local_m_centers_on_the_target_position_up_to_the_sentence_end():
 
 
 @pytest.mark.parametrize("variant", LOCAL_VARIANTS)
-@pytest.mark.parametrize("score", ["general", "concat"])
+@pytest.mark.parametrize(
+    "score", ["model.attention.score=general", "model.attention.score=concat", DOT_SCORE]
+)
 def test_local_weights_with_equal_scores_are_uniform_times_the_prior(variant, score):
     """With all keys equal the window's softmax is uniform over window ∩ sentence (each
     position counted once), so a weight is 1 / (positions in it), times local-p's Gaussian
     exp(-(s - p_t)^2 / (2σ^2)) with σ = D / 2."""
     half_width = 4
-    attention = build_attention(
-        variant, f"model.attention.half_width={half_width}", f"model.attention.score={score}"
-    )
+    attention = build_attention(variant, f"model.attention.half_width={half_width}", score)
     memory = make_memory(attention, LENGTHS)
     flat = torch.zeros_like(memory.values)
     memory = EncoderMemory(flat, attention.project_keys(flat), memory.mask, memory.lengths)

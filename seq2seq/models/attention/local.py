@@ -54,7 +54,9 @@ class LocalAttention(Attention):
         scores = self.content.score(query.reshape(batch * steps, 1, -1), keys)
         weights = masked_softmax(scores.view(batch, steps, width), valid)
         weights = self.reweight(weights, positions, center)  # (B, T, W)
-        values = gather_window(memory.values, index)  # (B*T, W, K)
+        # the dot score's keys are the values themselves: gather them once
+        same = memory.keys is memory.values
+        values = keys if same else gather_window(memory.values, index)  # (B*T, W, K)
         context = torch.bmm(weights.view(batch * steps, 1, width), values).view(batch, steps, -1)
         return AttentionOutput(context=context, weights=weights, window=index)
 
