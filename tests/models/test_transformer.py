@@ -16,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from seq2seq.decoding import search
 from seq2seq.models.transformer import Transformer, TransformerState
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -34,6 +35,15 @@ VARIANTS = {
     "learned_positions": ("model.learned_positions=true",),
     "shared_untied": ("model.share_embeddings=true", "model.tie_output=false"),
 }
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread; on a loaded CPU its spin-waits cost a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @functools.lru_cache
@@ -64,6 +74,19 @@ def batch(src_lengths: list[int], tgt_lengths: list[int], seed: int = 1):
     src, src_len = padded(src_lengths, SRC_VOCAB, generator)
     tgt_in, _ = padded(tgt_lengths, TGT_VOCAB, generator, bos=True)
     return src, src_len, tgt_in
+
+
+def reverse_task(n: int, generator: torch.Generator, symbols: int = 10):
+    """Sources of 3..10 random symbols; targets are the reversed source then EOS."""
+    lengths = torch.randint(3, 11, (n,), generator=generator)
+    src, _ = padded(lengths.tolist(), 4 + symbols, generator)
+    tgt_out = torch.full((n, src.size(1) + 1), PAD)
+    for i, n_i in enumerate(lengths.tolist()):
+        tgt_out[i, : n_i + 1] = torch.cat([src[i, :n_i].flip(0), torch.tensor([EOS])])
+    tgt_in = torch.cat([torch.full((n, 1), BOS), tgt_out[:, :-1]], 1).masked_fill(
+        tgt_out == PAD, PAD
+    )
+    return src, lengths, tgt_in, tgt_out
 
 
 def run_steps(model: Transformer, state: TransformerState, tokens: torch.Tensor):
@@ -188,12 +211,7 @@ def test_gradients_reach_every_parameter(variant):
 def test_overfits_a_tiny_batch(variant):
     torch.manual_seed(0)
     model = build((*VARIANTS[variant], "model.dropout=0.0"))
-    src, src_len, _ = batch([5, 7, 6, 4], [1, 1, 1, 1], seed=3)
-    tgt_out = torch.full((4, 8), PAD)  # the reversed source, then EOS
-    for i, n in enumerate(src_len.tolist()):
-        tgt_out[i, : n + 1] = torch.cat([src[i, :n].flip(0), torch.tensor([EOS])])
-    tgt_in = torch.cat([torch.full((4, 1), BOS), tgt_out[:, :-1]], 1)
-    tgt_in[tgt_in == EOS] = PAD
+    src, src_len, tgt_in, tgt_out = reverse_task(4, torch.Generator().manual_seed(3), symbols=7)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(120):
         logits = model(src, src_len, tgt_in).logits
@@ -249,3 +267,54 @@ def test_sequences_beyond_max_positions_raise():
     src, src_len, tgt_in = batch([7, 3], [4, 4])
     with pytest.raises(ValueError, match="max_positions=6"):
         model(src, src_len, tgt_in)
+
+
+@pytest.fixture(scope="module")
+def reverser() -> Transformer:
+    """A small Transformer trained on the reverse task: about a minute on one CPU thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the function-scoped `one_thread` runs after module fixtures
+    torch.manual_seed(0)
+    model = Transformer(
+        14,
+        14,
+        PAD,
+        d_model=64,
+        num_heads=4,
+        ff_size=256,
+        num_encoder_layers=2,
+        num_decoder_layers=2,
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    train_rng = torch.Generator().manual_seed(1)
+    for _ in range(1200):
+        src, src_len, tgt_in, tgt_out = reverse_task(64, train_rng)
+        logits = model(src, src_len, tgt_in).logits
+        loss = F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    torch.set_num_threads(threads)
+    return model.eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("beam_size", [1, 5])
+def test_learns_to_reverse_held_out_sequences(reverser, beam_size):
+    """>= 95% exact match on unseen sentences, decoded by the project's greedy and beam search
+    through the step interface."""
+    src, src_len, _, tgt_out = reverse_task(200, torch.Generator().manual_seed(99))
+    hypotheses = search(
+        reverser,
+        src,
+        src_len,
+        bos_id=BOS,
+        eos_id=EOS,
+        beam_size=beam_size,
+        alpha=1.0,
+        max_len_a=1.5,
+        max_len_b=5,
+    )
+    expected = [row[:n].tolist() for row, n in zip(tgt_out, src_len.tolist())]
+    exact = sum(h[0].tokens == e for h, e in zip(hypotheses, expected)) / len(expected)
+    assert exact >= 0.95
