@@ -18,6 +18,7 @@ from seq2seq.pipeline import build_model
 from seq2seq.train import train
 
 ATTENTIONS = sorted(p.stem for p in (REPO / "configs" / "model" / "attention").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (REPO / "configs" / "experiment").glob("compare_attention*"))
 
 
 # ----------------------------------------------------------------------------- sweep config
@@ -42,22 +43,27 @@ def test_the_sweep_runs_every_attention_file_and_the_transformer():
 
 @pytest.mark.parametrize("variant", [*ATTENTIONS, "transformer"])
 def test_each_variant_composes_its_model_under_one_budget(variant):
-    full = compose_config("train", "experiment=compare_attention", f"variant={variant}")
-    smoke = compose_with_hydra("experiment=compare_attention_smoke", f"variant={variant}")
-    for cfg in (full, smoke):
+    configs = {
+        name: compose_with_hydra(f"experiment={name}", f"variant={variant}") for name in EXPERIMENTS
+    }
+    alone = compose_config("train", f"+variant={variant}")  # outside any experiment
+    for cfg in (alone, *configs.values()):
         if variant == "transformer":
             assert cfg.model._target_.endswith("Transformer")
         else:
             assert cfg.model._target_.endswith("RNNSeq2Seq")
             expected = OmegaConf.load(REPO / "configs" / "model" / "attention" / f"{variant}.yaml")
             assert cfg.model.attention._target_ == expected.attention._target_
+    for cfg in configs.values():
         assert cfg.trainer.max_updates is not None and cfg.trainer.patience is None
+        assert OmegaConf.select(cfg, "hydra.sweep.subdir") == f"{variant}_seed{cfg.seed}"
+    full, smoke = configs["compare_attention"], configs["compare_attention_smoke"]
     assert smoke.data.name == "toy_copy"
-    # the smoke shrinks both model families, the full comparison keeps their default sizes
+    # the smoke shrinks both model families; the full comparison keeps their default sizes
+    assert full.model == alone.model
     vocab = type("Vocab", (), {"src_vocab_size": 24, "tgt_vocab_size": 24, "pad_id": 0})
     assert sum(p.numel() for p in build_model(smoke.model, vocab).parameters()) < 100_000
     assert sum(p.numel() for p in build_model(full.model, vocab).parameters()) > 500_000
-    assert OmegaConf.select(smoke, "hydra.sweep.subdir") == f"{variant}_seed{smoke.seed}"
 
 
 # ----------------------------------------------------------------------------- the report
