@@ -63,6 +63,19 @@ def _merge_heads(x: Tensor) -> Tensor:
     return x.transpose(1, 2).reshape(batch, length, -1)
 
 
+@dataclass(frozen=True)
+class LayerSpec:
+    """Hyper-parameters shared by every encoder and decoder layer."""
+
+    d_model: int
+    num_heads: int
+    ff_size: int
+    dropout: float  # on each sub-layer's output, before the residual sum (the paper's P_drop)
+    attention_dropout: float  # on the attention weights
+    activation_dropout: float  # on the feed-forward's hidden ReLU activations
+    pre_norm: bool
+
+
 class TransformerEmbedding(nn.Module):
     """Token embedding scaled by sqrt(D), plus a sinusoidal or learned position code (§3.4-3.5)."""
 
@@ -201,11 +214,11 @@ class Residual(nn.Module):
     pre-norm: x + Dropout(F(LN(x))) (Wang et al., 2019; trains without warm-up) or
     post-norm: LN(x + Dropout(F(x))) (Vaswani et al., 2017)."""
 
-    def __init__(self, d_model: int, dropout: float, pre_norm: bool) -> None:
+    def __init__(self, spec: LayerSpec) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
-        self.pre_norm = pre_norm
+        self.norm = nn.LayerNorm(spec.d_model)
+        self.dropout = nn.Dropout(spec.dropout)
+        self.pre_norm = spec.pre_norm
 
     def branch_input(self, x: Tensor) -> Tensor:
         return self.norm(x) if self.pre_norm else x
@@ -218,14 +231,16 @@ class Residual(nn.Module):
 class EncoderLayer(nn.Module):
     """Self-attention over the source, then the feed-forward network, each in a `Residual`."""
 
-    def __init__(
-        self, d_model: int, num_heads: int, ff_size: int, dropout: float, pre_norm: bool
-    ) -> None:
+    def __init__(self, spec: LayerSpec) -> None:
         super().__init__()
-        self.self_attn = MultiHeadSelfAttention(d_model, num_heads, dropout)
-        self.self_attn_residual = Residual(d_model, dropout, pre_norm)
-        self.feed_forward = PositionwiseFeedForward(d_model, ff_size, dropout)
-        self.feed_forward_residual = Residual(d_model, dropout, pre_norm)
+        self.self_attn = MultiHeadSelfAttention(
+            spec.d_model, spec.num_heads, spec.attention_dropout
+        )
+        self.self_attn_residual = Residual(spec)
+        self.feed_forward = PositionwiseFeedForward(
+            spec.d_model, spec.ff_size, spec.activation_dropout
+        )
+        self.feed_forward_residual = Residual(spec)
 
     def forward(self, x: Tensor, src_mask: Tensor) -> Tensor:
         branch, _ = self.self_attn(self.self_attn_residual.branch_input(x), mask=src_mask)
@@ -237,16 +252,20 @@ class EncoderLayer(nn.Module):
 class DecoderLayer(nn.Module):
     """Masked self-attention, cross-attention to the source, feed-forward; each in a `Residual`."""
 
-    def __init__(
-        self, d_model: int, num_heads: int, ff_size: int, dropout: float, pre_norm: bool
-    ) -> None:
+    def __init__(self, spec: LayerSpec) -> None:
         super().__init__()
-        self.self_attn = MultiHeadSelfAttention(d_model, num_heads, dropout)
-        self.self_attn_residual = Residual(d_model, dropout, pre_norm)
-        self.cross_attn = MultiHeadCrossAttention(d_model, num_heads, dropout)
-        self.cross_attn_residual = Residual(d_model, dropout, pre_norm)
-        self.feed_forward = PositionwiseFeedForward(d_model, ff_size, dropout)
-        self.feed_forward_residual = Residual(d_model, dropout, pre_norm)
+        self.self_attn = MultiHeadSelfAttention(
+            spec.d_model, spec.num_heads, spec.attention_dropout
+        )
+        self.self_attn_residual = Residual(spec)
+        self.cross_attn = MultiHeadCrossAttention(
+            spec.d_model, spec.num_heads, spec.attention_dropout
+        )
+        self.cross_attn_residual = Residual(spec)
+        self.feed_forward = PositionwiseFeedForward(
+            spec.d_model, spec.ff_size, spec.activation_dropout
+        )
+        self.feed_forward_residual = Residual(spec)
 
     def forward(
         self,
@@ -274,21 +293,11 @@ class DecoderLayer(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    def __init__(
-        self,
-        num_layers: int,
-        d_model: int,
-        num_heads: int,
-        ff_size: int,
-        dropout: float,
-        pre_norm: bool,
-    ) -> None:
+    def __init__(self, num_layers: int, spec: LayerSpec) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(
-            EncoderLayer(d_model, num_heads, ff_size, dropout, pre_norm) for _ in range(num_layers)
-        )
+        self.layers = nn.ModuleList(EncoderLayer(spec) for _ in range(num_layers))
         # Pre-norm leaves the residual stream unnormalised; post-norm has just normalised it.
-        self.final_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+        self.final_norm = nn.LayerNorm(spec.d_model) if spec.pre_norm else nn.Identity()
 
     def forward(self, x: Tensor, src_mask: Tensor) -> Tensor:
         """Embedded source (B, S, D) -> memory (B, S, D)."""
@@ -298,20 +307,10 @@ class TransformerEncoder(nn.Module):
 
 
 class TransformerDecoder(nn.Module):
-    def __init__(
-        self,
-        num_layers: int,
-        d_model: int,
-        num_heads: int,
-        ff_size: int,
-        dropout: float,
-        pre_norm: bool,
-    ) -> None:
+    def __init__(self, num_layers: int, spec: LayerSpec) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(
-            DecoderLayer(d_model, num_heads, ff_size, dropout, pre_norm) for _ in range(num_layers)
-        )
-        self.final_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+        self.layers = nn.ModuleList(DecoderLayer(spec) for _ in range(num_layers))
+        self.final_norm = nn.LayerNorm(spec.d_model) if spec.pre_norm else nn.Identity()
 
     def memory_kv(self, memory: Tensor) -> tuple[Tensor, ...]:
         """Each layer's cross-attention keys/values (2, B, h, S, d_k) of the memory (B, S, D)."""
@@ -370,6 +369,11 @@ class Transformer(Seq2SeqModel):
     (`share_embeddings`, needs a joint vocabulary) and an output projection tied to the target
     embedding (`tie_output`, Press & Wolf, 2017).
 
+    `dropout` is the paper's P_drop, on the embedding sums and on every sub-layer output. Dropout
+    on the attention weights and on the feed-forward activations (tensor2tensor's additions,
+    which JoeyNMT applies too) is off by default: on a CPU its random masks cost about a tenth of
+    a training step, and the paper's models do without it.
+
     Cross-attention weights of decoder layer `attention_layer` (negative counts from the top),
     averaged over heads, come back from `forward(..., return_attention=True)` and, while the
     attribute `step_attention` is True, from every `step`; `cross_attention_heads` gives them per
@@ -387,6 +391,8 @@ class Transformer(Seq2SeqModel):
         num_encoder_layers: int = 3,
         num_decoder_layers: int = 3,
         dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        activation_dropout: float = 0.0,
         pre_norm: bool = True,
         learned_positions: bool = False,
         max_positions: int = 1024,
@@ -411,9 +417,11 @@ class Transformer(Seq2SeqModel):
 
         self.tgt_embed = embedding(tgt_vocab_size)
         self.src_embed = self.tgt_embed if share_embeddings else embedding(src_vocab_size)
-        layer_sizes = (d_model, num_heads, ff_size, dropout, pre_norm)
-        self.encoder = TransformerEncoder(num_encoder_layers, *layer_sizes)
-        self.decoder = TransformerDecoder(num_decoder_layers, *layer_sizes)
+        spec = LayerSpec(
+            d_model, num_heads, ff_size, dropout, attention_dropout, activation_dropout, pre_norm
+        )
+        self.encoder = TransformerEncoder(num_encoder_layers, spec)
+        self.decoder = TransformerDecoder(num_decoder_layers, spec)
         self.output_layer = nn.Linear(d_model, tgt_vocab_size, bias=False)
         if tie_output:
             self.output_layer.weight = self.tgt_embed.token.weight

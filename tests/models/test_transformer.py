@@ -198,9 +198,12 @@ def test_attention_weights_are_distributions_over_real_source_tokens(layer):
         assert (weights.masked_select(padding[:, None, :]) == 0).all()
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+ALL_DROPOUTS = ("model.attention_dropout=0.1", "model.activation_dropout=0.1")
+
+
+@pytest.mark.parametrize("variant", [*VARIANTS, "all_dropouts"])
 def test_gradients_reach_every_parameter(variant):
-    model = build(VARIANTS[variant]).train()
+    model = build(VARIANTS.get(variant, ALL_DROPOUTS)).train()
     src, src_len, tgt_in = batch([6, 3], [8, 8])
     model(src, src_len, tgt_in).logits.logsumexp(-1).sum().backward()
     silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
