@@ -128,10 +128,10 @@ class MultiHeadSelfAttention(nn.Module):
     and values are appended to the cached ones, which is how incremental decoding sees the prefix.
     """
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float) -> None:
+    def __init__(self, d_model: int, num_heads: int, attention_dropout: float) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.dropout = dropout
+        self.attention_dropout = attention_dropout  # on the attention weights
         self.qkv_proj = nn.Linear(d_model, 3 * d_model)
         self.out_proj = nn.Linear(d_model, d_model)
         _xavier_linear_(self.qkv_proj, blocks=3)
@@ -154,7 +154,7 @@ class MultiHeadSelfAttention(nn.Module):
             kv[0],
             kv[1],
             attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
+            dropout_p=self.attention_dropout if self.training else 0.0,
             is_causal=is_causal,
         )
         return self.out_proj(_merge_heads(context)), kv
@@ -164,10 +164,10 @@ class MultiHeadCrossAttention(nn.Module):
     """Decoder-to-encoder attention (§3.2.3): queries from the decoder, keys and values from the
     encoder output, projected once per sentence by `memory_kv`."""
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float) -> None:
+    def __init__(self, d_model: int, num_heads: int, attention_dropout: float) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.dropout = dropout
+        self.attention_dropout = attention_dropout  # on the attention weights
         self.q_proj = nn.Linear(d_model, d_model)
         self.kv_proj = nn.Linear(d_model, 2 * d_model)
         self.out_proj = nn.Linear(d_model, d_model)
@@ -185,7 +185,7 @@ class MultiHeadCrossAttention(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """x (B, T, D) -> (output (B, T, D), per-head weights (B, h, T, S) if `need_weights`)."""
         query = _split_heads(self.q_proj(x), 1, self.num_heads)[0]  # (B, h, T, d_k)
-        dropout_p = self.dropout if self.training else 0.0
+        dropout_p = self.attention_dropout if self.training else 0.0
         keys, values = memory_kv[0], memory_kv[1]
         if not need_weights:
             context = F.scaled_dot_product_attention(
@@ -201,9 +201,12 @@ class MultiHeadCrossAttention(nn.Module):
 class PositionwiseFeedForward(nn.Sequential):
     """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2 (§3.3)."""
 
-    def __init__(self, d_model: int, ff_size: int, dropout: float) -> None:
+    def __init__(self, d_model: int, ff_size: int, activation_dropout: float) -> None:
         super().__init__(
-            nn.Linear(d_model, ff_size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_size, d_model)
+            nn.Linear(d_model, ff_size),
+            nn.ReLU(),
+            nn.Dropout(activation_dropout),
+            nn.Linear(ff_size, d_model),
         )
         _xavier_linear_(self[0])
         _xavier_linear_(self[3])
