@@ -169,6 +169,19 @@ def test_reordered_cache_matches_recomputation():
     torch.testing.assert_close(resumed, fresh[:, 4:], atol=1e-5, rtol=0)
 
 
+def test_source_keys_and_values_are_projected_once_per_sentence():
+    model = build().eval()
+    calls = []
+    for layer in model.decoder.layers:
+        layer.cross_attn.kv_proj.register_forward_hook(lambda *_: calls.append(1))
+    src, src_len, tgt_in = batch([4, 2], [5, 5])
+    with torch.no_grad():
+        state = model.init_state(model.encode(src, src_len))
+        assert len(calls) == len(model.decoder.layers)
+        run_steps(model, state, tgt_in)
+    assert len(calls) == len(model.decoder.layers)
+
+
 def test_step_attention_is_off_unless_asked():
     model = build().eval()
     src, src_len, tgt_in = batch([4, 2], [3, 3])
