@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from seq2seq import decoding
+from seq2seq.data import PreparedData
 from seq2seq.data.batch import Batch
 from seq2seq.data.batching import collate
 from seq2seq.models.interface import Seq2SeqModel
@@ -48,7 +49,9 @@ class AttentionExamples:
     matrix per head of the layer they plot.
     """
 
-    def __init__(self, data: Any, translator: Translator, count: int = 3, heads: bool = False):
+    def __init__(
+        self, data: PreparedData, translator: Translator, count: int = 3, heads: bool = False
+    ) -> None:
         if not (isinstance(count, int) and count >= 0):
             raise ValueError(f"logger.examples must be a non-negative integer, got {count!r}")
         rows = np.arange(min(count, len(data.references(SPLIT))))

@@ -25,6 +25,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
 from seq2seq import plots
+from seq2seq.data import PreparedData
 from seq2seq.evaluation import write_json
 from seq2seq.models.interface import Seq2SeqModel
 from seq2seq.training.examples import AttentionExamples, Example
@@ -48,15 +49,15 @@ class RunLogger:
         enabled: bool = True,
         examples: int = 3,
         attention_heads: bool = False,
-        data: Any = None,
+        data: PreparedData | None = None,
         translator: Translator | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.log_dir = self.run_dir / TENSORBOARD_DIR
         self.enabled = enabled
-        self.examples = None
-        if data is not None and translator is not None and examples > 0:
-            self.examples = AttentionExamples(data, translator, examples, attention_heads)
+        self.attention_examples = None
+        if enabled and data is not None and translator is not None and examples != 0:
+            self.attention_examples = AttentionExamples(data, translator, examples, attention_heads)
         self._writer: SummaryWriter | None = None
 
     @property
@@ -84,8 +85,8 @@ class RunLogger:
             return
         for name, value in result.metrics.items():
             self.writer.add_scalar(f"validation/{name}", value, update)
-        if model is not None and self.examples is not None:
-            for i, example in enumerate(self.examples(model)):
+        if model is not None and self.attention_examples is not None:
+            for i, example in enumerate(self.attention_examples(model)):
                 self._log_example(i, example, update)
 
     def finish(self, model: Seq2SeqModel, metrics: Mapping[str, Any]) -> None:
@@ -93,8 +94,8 @@ class RunLogger:
         summary (config and final metrics from the run's metrics.json), then close."""
         if not self.enabled:
             return
-        if self.examples is not None:
-            examples = [example.to_json() for example in self.examples(model)]
+        if self.attention_examples is not None:
+            examples = [example.to_json() for example in self.attention_examples(model)]
             record = {"variant": metrics["variant"], "seed": metrics["seed"], "examples": examples}
             write_json(self.run_dir / ATTENTION_FILE, record)
         self._log_hparams(metrics)

@@ -145,6 +145,8 @@ def test_examples_attention_equals_step_wise_decoding(tmp_path, model_overrides)
     translator = Translator(data.tokenizer, torch.device("cpu"), "fp32", SEARCH)
     probe = AttentionExamples(data, translator, count=3)
     examples = probe(model)
+    with pytest.raises(ValueError, match="logger.examples must be a non-negative integer"):
+        AttentionExamples(data, translator, count=-1)
 
     batch = probe.batch
     nbest = decoding.search(
