@@ -43,6 +43,7 @@ bench: $(STAMP)  ## speed benchmark on Multi30k: writes bench/results.json and b
 	$(PY) -m seq2seq.bench $(DATA_ARG) $(ARGS)
 
 compare: $(STAMP)  ## short attention comparison on a toy task: sweep + comparison report
+	rm -rf runs/compare_smoke  # stale event files would show twice in TensorBoard
 	$(PY) -m seq2seq.train -m experiment=compare_attention_smoke hydra.sweep.dir=runs/compare_smoke $(ARGS)
 	$(PY) -m seq2seq.compare runs/compare_smoke
 
