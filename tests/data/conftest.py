@@ -6,22 +6,20 @@ import gzip
 from collections.abc import Callable
 from pathlib import Path
 
-import hydra
 import pytest
+import support
 from omegaconf import DictConfig
 
 from seq2seq.data import PreparedData, prepare_data
 from seq2seq.data.files import read_lines
 
-REPO = Path(__file__).resolve().parents[2]
-MULTI30K = REPO.parent / "shared" / "datasets" / "multi30k"
+MULTI30K = support.MULTI30K
 SMALL_SIZES = {"train": 2000, "val": 300, "test_2016_flickr": 300}
 
 
 def compose_train(*overrides: str) -> DictConfig:
     """configs/train.yaml as users run it, with the given command-line overrides."""
-    with hydra.initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        return hydra.compose(config_name="train", overrides=list(overrides))
+    return support.compose_config("train", *overrides)
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,9 @@ reordering, gradients, learning) are in test_rnn.py.
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import pytest
+import support
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -25,7 +22,7 @@ from seq2seq.models.attention import (
     LuongLocalPAttention,
 )
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIG_DIR = support.CONFIG_DIR
 ATTENTION_FILES = sorted((CONFIG_DIR / "model" / "attention").glob("*.yaml"))
 VARIANTS = [p.stem for p in ATTENTION_FILES]
 LOCAL_VARIANTS = [
@@ -39,28 +36,15 @@ DOT_SCORE = "model.attention.score=dot"
 STEPS = 15  # more target steps than any source has tokens: local windows run past the end
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@functools.cache  # composing is the slow part of these tests; nothing mutates the result
-def compose_model(variant: str, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(
-            config_name=None, overrides=["+model=rnn", f"model/attention={variant}", *overrides]
-        ).model
+def rnn_config(variant: str, *overrides: str) -> DictConfig:
+    return support.compose_model("+model=rnn", f"model/attention={variant}", *overrides)
 
 
 def build_attention(variant: str, *overrides: str) -> Attention:
     """The variant's module as the model builds it: query = decoder size, key = encoder size."""
     if DOT_SCORE in overrides:  # dot needs encoder outputs of the decoder's size
         overrides = (*overrides, "model.bidirectional=false")
-    cfg = compose_model(variant, f"model.hidden_size={HIDDEN}", *overrides)
+    cfg = rnn_config(variant, f"model.hidden_size={HIDDEN}", *overrides)
     key_size = HIDDEN * (2 if cfg.bidirectional else 1)
     torch.manual_seed(0)
     return instantiate(cfg.attention)(query_size=HIDDEN, key_size=key_size)

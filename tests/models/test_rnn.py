@@ -8,15 +8,13 @@ so a new one is tested without editing this file.
 from __future__ import annotations
 
 import contextlib
-import functools
 import random
 import re
-from pathlib import Path
 
 import pytest
+import support
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -25,7 +23,7 @@ from seq2seq.models.attention import LuongGeneralAttention
 from seq2seq.models.rnn import RNNEncoder, RNNSeq2Seq
 from seq2seq.models.wiring import BahdanauWiring, LuongWiring
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIG_DIR = support.CONFIG_DIR
 VARIANTS = sorted(p.stem for p in (CONFIG_DIR / "model" / "attention").glob("*.yaml"))
 VOCAB, PAD, BOS, EOS = 20, 0, 2, 3
 TINY = ("model.hidden_size=16", "model.embedding_size=16", "model.dropout=0.0")
@@ -33,28 +31,15 @@ TINY = ("model.hidden_size=16", "model.embedding_size=16", "model.dropout=0.0")
 WIRINGS = [("bahdanau", True), ("luong", True), ("luong", False)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@functools.cache  # composing is the slow part of these tests; nothing mutates the result
-def compose_model(variant: str, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(
-            config_name=None, overrides=["+model=rnn", f"model/attention={variant}", *overrides]
-        ).model
+def rnn_config(variant: str, *overrides: str) -> DictConfig:
+    return support.compose_model("+model=rnn", f"model/attention={variant}", *overrides)
 
 
 def build(
     variant: str, *overrides: str, seed: int = 0, vocab: int = VOCAB, half_width: int | None = 2
 ) -> RNNSeq2Seq:
     """A tiny model; local windows shrink to D = 2 so they are narrower than the sentences."""
-    cfg = compose_model(variant, *TINY, *overrides).copy()
+    cfg = rnn_config(variant, *TINY, *overrides).copy()
     if half_width is not None and "half_width" in cfg.attention:
         cfg.attention.half_width = half_width
     torch.manual_seed(seed)
@@ -229,7 +214,7 @@ def test_command_line_wiring_overrides_the_attention_files():
 
 
 def test_default_config_matches_the_joeynmt_reference():
-    cfg = compose_model("bahdanau")
+    cfg = rnn_config("bahdanau")
     assert (cfg.cell, cfg.hidden_size, cfg.embedding_size, cfg.dropout) == ("gru", 256, 256, 0.2)
     assert (cfg.encoder_layers, cfg.decoder_layers, cfg.bidirectional) == (1, 1, True)
     assert cfg.decoder.input_feeding is True
@@ -258,7 +243,7 @@ def test_shared_and_tied_embeddings():
     model = build("bahdanau", "model.share_embeddings=true", "model.tie_embeddings=true")
     assert model.src_embed is model.tgt_embed
     assert model.output_layer.weight is model.tgt_embed.weight
-    cfg = compose_model("bahdanau", *TINY, "model.share_embeddings=true")
+    cfg = rnn_config("bahdanau", *TINY, "model.share_embeddings=true")
     with raises_value_error("src_vocab_size=20 != tgt_vocab_size=21"):
         instantiate(cfg, src_vocab_size=20, tgt_vocab_size=21, pad_id=PAD)
 
@@ -393,11 +378,10 @@ def train_to_exact_match(variant: str, reverse: bool, updates: int = 2500) -> fl
 
 def test_train_config_takes_attention_and_wiring_from_the_command_line():
     """`python -m seq2seq.train model/attention=... [model.decoder.wiring=...]` composes so."""
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        paper = compose("train", overrides=["model/attention=luong_general"]).model
-        crossed = compose(
-            "train", overrides=["model/attention=luong_general", "model.decoder.wiring=bahdanau"]
-        ).model
+    paper = support.compose_config("train", "model/attention=luong_general").model
+    crossed = support.compose_config(
+        "train", "model/attention=luong_general", "model.decoder.wiring=bahdanau"
+    ).model
     assert paper.attention == crossed.attention
     assert paper.attention._target_ == "seq2seq.models.attention.LuongGeneralAttention"
     assert (paper.decoder.wiring, crossed.decoder.wiring) == ("luong", "bahdanau")

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import hydra
 import pytest
 from omegaconf import DictConfig
-
-REPO = Path(__file__).resolve().parents[2]
+from support import REPO, compose_config  # noqa: F401 - re-exported to the tests here
 
 # toy copy task and a one-layer Transformer: a full epoch is a few seconds on one core
 TINY = (
@@ -30,11 +28,6 @@ TINY = (
     "trainer.validate_every=1000",
     "trainer.num_threads=1",
 )
-
-
-def compose_config(name: str, *overrides: str) -> DictConfig:
-    with hydra.initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        return hydra.compose(config_name=name, overrides=list(overrides))
 
 
 @pytest.fixture

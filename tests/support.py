@@ -1,0 +1,25 @@
+"""What many tests share: the repository's paths and its real Hydra configs."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO / "configs"
+MULTI30K = REPO.parent / "shared" / "datasets" / "multi30k"
+
+
+def compose_config(name: str | None, *overrides: str) -> DictConfig:
+    """configs/<name>.yaml as users run it, with these command-line overrides."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=name, overrides=list(overrides))
+
+
+@functools.cache  # composing is the slow part of model tests; callers copy before mutating
+def compose_model(*overrides: str) -> DictConfig:
+    """The `model` node alone, e.g. compose_model("+model=rnn", "model/attention=bahdanau")."""
+    return compose_config(None, *overrides).model
