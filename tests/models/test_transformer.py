@@ -6,20 +6,16 @@ config users run is the one tested.
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import pytest
+import support
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seq2seq.decoding import search
 from seq2seq.models.transformer import Transformer, TransformerState
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 PAD, BOS, EOS = 0, 2, 3
 SRC_VOCAB, TGT_VOCAB = 11, 13  # unequal, so swapping the two vocabularies would show
 TINY = (
@@ -37,19 +33,8 @@ VARIANTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread; on a loaded CPU its spin-waits cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@functools.lru_cache
 def compose_model(name: str = "transformer", overrides: tuple[str, ...] = ()) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name=None, overrides=[f"+model={name}", *overrides]).model
+    return support.compose_model(f"+model={name}", *overrides)
 
 
 def build(overrides: tuple[str, ...] = (), *, seed: int = 0) -> Transformer:
