@@ -167,10 +167,9 @@ class BahdanauWiring(DecoderWiring):
         self, embedded: Tensor, state: RNNDecoderState
     ) -> tuple[Tensor, list[AttentionOutput]]:
         hidden, states, attended = state.hidden, [], []
-        for t in range(embedded.size(1)):
-            s_t, hidden, a_t = self._advance(
-                embedded[:, t : t + 1], hidden, state.memory, state.step + t
-            )
+        # one split, not T slices: each slice's backward would add a zero-padded (B, T, E) copy
+        for t, y_t in enumerate(embedded.split(1, dim=1)):
+            s_t, hidden, a_t = self._advance(y_t, hidden, state.memory, state.step + t)
             states.append(s_t)
             attended.append(a_t)
         contexts = torch.cat([a.context for a in attended], dim=1)  # (B, T, K)
@@ -253,10 +252,8 @@ class LuongWiring(DecoderWiring):
             h_tilde, attended = self._attentional(states, state.memory, state.step)
             return h_tilde, [attended]
         feed, hidden, outputs, attended = state.feed, state.hidden, [], []
-        for t in range(embedded.size(1)):
-            feed, hidden, a_t = self._advance(
-                embedded[:, t : t + 1], hidden, feed, state.memory, state.step + t
-            )
+        for t, y_t in enumerate(embedded.split(1, dim=1)):  # one split: see BahdanauWiring
+            feed, hidden, a_t = self._advance(y_t, hidden, feed, state.memory, state.step + t)
             outputs.append(feed)
             attended.append(a_t)
         return torch.cat(outputs, dim=1), attended
