@@ -13,13 +13,16 @@ Why it is built this way:
 - Incremental decoding keeps per decoder layer the self-attention keys/values of the t target
   tokens seen so far and the cross-attention keys/values of the source, the latter projected once
   at `init_state`; step t then costs O(t) instead of re-running the whole prefix.
+- The source keys/values stay one copy per sentence while beam search follows its K hypotheses
+  (`TransformerState.group`): cross-attention reads them as K queries of that sentence, so
+  reordering the beams copies only the prefix keys/values (seq2seq/models/sharing.py).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +30,7 @@ from torch import Tensor, nn
 
 from seq2seq.data.batch import length_mask
 from seq2seq.models.interface import DecoderState, ModelOutput, Seq2SeqModel, StepOutput
+from seq2seq.models.sharing import select_rows, shared_rows
 
 
 def sinusoidal_table(max_positions: int, d_model: int) -> Tensor:
@@ -181,21 +185,35 @@ class MultiHeadCrossAttention(nn.Module):
         return _split_heads(self.kv_proj(memory), 2, self.num_heads).contiguous()
 
     def forward(
-        self, x: Tensor, memory_kv: Tensor, mask: Tensor, need_weights: bool = False
+        self,
+        x: Tensor,
+        memory_kv: Tensor,
+        mask: Tensor,
+        need_weights: bool = False,
+        group: int = 1,
     ) -> tuple[Tensor, Tensor | None]:
-        """x (B, T, D) -> (output (B, T, D), per-head weights (B, h, T, S) if `need_weights`)."""
-        query = _split_heads(self.q_proj(x), 1, self.num_heads)[0]  # (B, h, T, d_k)
+        """x (N, T, D) -> (output (N, T, D), per-head weights (N, h, T, S) if `need_weights`).
+
+        `memory_kv` (2, M, h, S, d_k) and `mask` (M, 1, 1, S) hold N / M = `group` consecutive
+        rows of x per memory row: queries do not interact, so those g·T are queries of one row.
+        """
+        batch, length, _ = x.shape
+        grouped = x.reshape(batch // group, group * length, -1)  # (M, g·T, D)
+        query = _split_heads(self.q_proj(grouped), 1, self.num_heads)[0]  # (M, h, g·T, d_k)
         dropout_p = self.attention_dropout if self.training else 0.0
         keys, values = memory_kv[0], memory_kv[1]
         if not need_weights:
             context = F.scaled_dot_product_attention(
                 query, keys, values, attn_mask=mask, dropout_p=dropout_p
             )
-            return self.out_proj(_merge_heads(context)), None
-        scores = query @ keys.transpose(-2, -1) / math.sqrt(query.size(-1))  # (B, h, T, S)
+            return self.out_proj(_merge_heads(context)).view(batch, length, -1), None
+        scores = query @ keys.transpose(-2, -1) / math.sqrt(query.size(-1))  # (M, h, g·T, S)
         weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-        context = F.dropout(weights, dropout_p) @ values  # (B, h, T, d_k)
-        return self.out_proj(_merge_heads(context)), weights
+        context = F.dropout(weights, dropout_p) @ values  # (M, h, g·T, d_k)
+        output = self.out_proj(_merge_heads(context)).view(batch, length, -1)
+        heads, source = weights.size(1), weights.size(-1)
+        weights = weights.view(-1, heads, group, length, source).transpose(1, 2)
+        return output, weights.reshape(batch, heads, length, source)  # (N, h, T, S)
 
 
 class PositionwiseFeedForward(nn.Sequential):
@@ -277,18 +295,20 @@ class DecoderLayer(nn.Module):
         memory_kv: Tensor,
         src_mask: Tensor,
         need_weights: bool,
+        group: int = 1,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """x (B, T, D) -> (x, self-attention keys/values, cross-attention weights or None).
+        """x (N, T, D) -> (x, self-attention keys/values, cross-attention weights or None).
 
         Without `past` the T positions attend causally to each other (teacher forcing); with it
-        (incremental decoding, T = 1) the new position attends to every cached one.
+        (incremental decoding, T = 1) the new position attends to every cached one. `group`
+        rows of x share each row of the source side (`MultiHeadCrossAttention`).
         """
         branch, kv = self.self_attn(
             self.self_attn_residual.branch_input(x), is_causal=past is None, past=past
         )
         x = self.self_attn_residual.merge(x, branch)
         branch, weights = self.cross_attn(
-            self.cross_attn_residual.branch_input(x), memory_kv, src_mask, need_weights
+            self.cross_attn_residual.branch_input(x), memory_kv, src_mask, need_weights, group
         )
         x = self.cross_attn_residual.merge(x, branch)
         branch = self.feed_forward(self.feed_forward_residual.branch_input(x))
@@ -326,13 +346,17 @@ class TransformerDecoder(nn.Module):
         memory_kv: Sequence[Tensor],
         src_mask: Tensor,
         weights_layer: int | None,
+        group: int = 1,
     ) -> tuple[Tensor, tuple[Tensor, ...], Tensor | None]:
-        """Embedded target (B, T, D) -> (hidden (B, T, D), per-layer self-attention keys/values,
-        per-head cross-attention weights (B, h, T, S) of layer `weights_layer`, or None)."""
+        """Embedded target (N, T, D) -> (hidden (N, T, D), per-layer self-attention keys/values,
+        per-head cross-attention weights (N, h, T, S) of layer `weights_layer`, or None); `group`
+        consecutive rows share each row of `memory_kv` and `src_mask`."""
         present, weights = [], None
         for i, layer in enumerate(self.layers):
             layer_past = None if past is None else past[i]
-            x, kv, layer_weights = layer(x, layer_past, memory_kv[i], src_mask, i == weights_layer)
+            x, kv, layer_weights = layer(
+                x, layer_past, memory_kv[i], src_mask, i == weights_layer, group
+            )
             present.append(kv)
             weights = layer_weights if layer_weights is not None else weights
         return self.final_norm(x), tuple(present), weights
@@ -348,19 +372,31 @@ class TransformerEncoded:
 
 @dataclass(frozen=True)
 class TransformerState(DecoderState):
-    """Decoder state after t target tokens, for incremental decoding."""
+    """Decoder state of N hypotheses after t target tokens, for incremental decoding.
 
-    self_kv: tuple[Tensor, ...]  # per decoder layer (2, B, h, t, d_k): keys/values of the prefix
-    cross_kv: tuple[Tensor, ...]  # per decoder layer (2, B, h, S, d_k): fixed per sentence
-    src_mask: Tensor  # (B, 1, 1, S)
+    The source side is held once per sentence: hypothesis i reads row i // `group` of `cross_kv`
+    and `src_mask` (M = N / group rows), so reordering beams within their sentences copies none
+    of it (seq2seq/models/sharing.py).
+    """
+
+    self_kv: tuple[Tensor, ...]  # per decoder layer (2, N, h, t, d_k): keys/values of the prefix
+    cross_kv: tuple[Tensor, ...]  # per decoder layer (2, M, h, S, d_k): fixed per sentence
+    src_mask: Tensor  # (M, 1, 1, S)
     position: int  # t: the position of the token that the next `step` consumes
+    group: int = 1  # hypotheses per row of the source side
+
+    @property
+    def num_hypotheses(self) -> int:
+        return self.self_kv[0].size(1)
 
     def reorder(self, indices: Tensor) -> TransformerState:
+        rows, group = shared_rows(indices // self.group)  # (M',) source rows kept
         return TransformerState(
             self_kv=tuple(kv.index_select(1, indices) for kv in self.self_kv),
-            cross_kv=tuple(kv.index_select(1, indices) for kv in self.cross_kv),
-            src_mask=self.src_mask.index_select(0, indices),
+            cross_kv=tuple(select_rows(kv, 1, rows) for kv in self.cross_kv),
+            src_mask=select_rows(self.src_mask, 0, rows),
             position=self.position,
+            group=group,
         )
 
 
@@ -448,19 +484,19 @@ class Transformer(Seq2SeqModel):
         return TransformerState((empty,) * len(cross_kv), cross_kv, encoded.src_mask, 0)
 
     def step(self, tokens: Tensor, state: TransformerState) -> StepOutput:
-        if tokens.shape != state.src_mask.shape[:1]:
+        if tokens.shape != (state.num_hypotheses,):
             raise ValueError(
                 f"Transformer.step expects one token per hypothesis, shape "
-                f"{tuple(state.src_mask.shape[:1])}, got {tuple(tokens.shape)}"
+                f"({state.num_hypotheses},), got {tuple(tokens.shape)}"
             )
         x = self.tgt_embed(tokens.unsqueeze(1), start=state.position)  # (B, 1, D)
         weights_layer = self._layer_index(self.attention_layer) if self.step_attention else None
         hidden, self_kv, weights = self.decoder(
-            x, state.self_kv, state.cross_kv, state.src_mask, weights_layer
+            x, state.self_kv, state.cross_kv, state.src_mask, weights_layer, state.group
         )
         log_probs = F.log_softmax(self.output_layer(hidden.squeeze(1)).float(), dim=-1)  # (B, V)
         attention = None if weights is None else weights.mean(dim=1).squeeze(1)  # (B, S)
-        next_state = TransformerState(self_kv, state.cross_kv, state.src_mask, state.position + 1)
+        next_state = replace(state, self_kv=self_kv, position=state.position + 1)
         return StepOutput(log_probs, next_state, attention)
 
     def forward(

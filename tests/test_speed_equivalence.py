@@ -1,0 +1,163 @@
+"""Every speed-up gives what the straightforward path it replaced gives, to float tolerance.
+
+Each reference path is kept here, written the plain way, and compared on tiny models built from
+the real configs: the fast path must produce the same search results, scores, attention and
+gradients. Tests also check that the fast path is actually taken.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import fields
+
+import pytest
+import support
+import torch
+from hydra.utils import instantiate
+
+from seq2seq import decoding
+from seq2seq.models.sharing import select_rows, shared_rows
+from seq2seq.models.transformer import Transformer, TransformerState
+
+PAD, BOS, EOS = 0, 2, 3
+VOCAB = 17
+TINY_TRANSFORMER = (
+    "+model=transformer",
+    "model.d_model=32",
+    "model.num_heads=4",
+    "model.ff_size=64",
+    "model.num_encoder_layers=2",
+    "model.num_decoder_layers=2",
+    "model.step_attention=true",
+)
+TINY_RNN = ("+model=rnn", "model.hidden_size=16", "model.embedding_size=16", "model.dropout=0.0")
+SEARCH = dict(bos_id=BOS, eos_id=EOS, alpha=1.0, max_len_a=1.5, max_len_b=3)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def build(*overrides: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    cfg = support.compose_model(*overrides)
+    return instantiate(cfg, src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, pad_id=PAD).eval()
+
+
+def source(lengths: list[int], seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(EOS + 1, VOCAB, (len(lengths), max(lengths)), generator=generator)
+    ids[torch.arange(ids.size(1)) >= torch.tensor(lengths).unsqueeze(1)] = PAD
+    return ids, torch.tensor(lengths)
+
+
+def assert_same_search(fast: list, reference: list) -> None:
+    for fast_hyps, reference_hyps in zip(fast, reference, strict=True):
+        assert [h.tokens for h in fast_hyps] == [h.tokens for h in reference_hyps]
+        for f, r in zip(fast_hyps, reference_hyps):
+            assert f.score == pytest.approx(r.score, abs=1e-5)
+            if r.attention is not None:
+                torch.testing.assert_close(f.attention, r.attention, atol=1e-5, rtol=0)
+
+
+# ------------------------------------------------ source rows shared by a sentence's hypotheses
+
+
+def test_shared_rows_finds_equal_runs_and_falls_back_to_one_row_each():
+    rows, group = shared_rows(torch.tensor([0, 0, 0, 2, 2, 2]))
+    assert rows.tolist() == [0, 2] and group == 3
+    rows, group = shared_rows(torch.tensor([1, 1, 0, 0, 0]))  # runs of unequal length
+    assert rows.tolist() == [1, 1, 0, 0, 0] and group == 1
+    rows, group = shared_rows(torch.tensor([0, 1, 0]))  # a row coming back later
+    assert rows.tolist() == [0, 1, 0] and group == 1
+    assert shared_rows(torch.tensor([], dtype=torch.long))[1] == 1
+
+
+def test_select_rows_copies_only_when_rows_change():
+    x = torch.arange(12.0).view(3, 4)
+    assert select_rows(x, 0, torch.tensor([0, 1, 2])) is x
+    assert select_rows(x, 0, torch.tensor([2, 0])).tolist() == [x[2].tolist(), x[0].tolist()]
+
+
+class EveryRowState(TransformerState):
+    """The straightforward path that shared source rows replace: every tensor of the state,
+    source keys/values included, is copied to follow the hypotheses at every reorder."""
+
+    def reorder(self, indices: torch.Tensor) -> EveryRowState:
+        return EveryRowState(
+            self_kv=tuple(kv.index_select(1, indices) for kv in self.self_kv),
+            cross_kv=tuple(kv.index_select(1, indices) for kv in self.cross_kv),
+            src_mask=self.src_mask.index_select(0, indices),
+            position=self.position,
+        )
+
+
+def copying_every_row(model: Transformer) -> Transformer:
+    """The same weights, with states that copy every row."""
+    reference = copy.deepcopy(model)
+    reference.init_state = lambda encoded: EveryRowState(
+        **fields_of(Transformer.init_state(reference, encoded))
+    )
+    return reference
+
+
+def fields_of(state: TransformerState) -> dict:
+    return {field.name: getattr(state, field.name) for field in fields(state)}
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_transformer_search_with_shared_source_rows_equals_copying_every_row(beam_size):
+    model = build(*TINY_TRANSFORMER)
+    src, lengths = source([7, 3, 5, 1])  # sentences end at different steps and leave the batch
+    kwargs = dict(beam_size=beam_size, n_best=beam_size, return_attention=True, **SEARCH)
+    fast = decoding.search(model, src, lengths, **kwargs)
+    reference = decoding.search(copying_every_row(model), src, lengths, **kwargs)
+    assert_same_search(fast, reference)
+
+
+def test_transformer_beams_reordered_within_sentences_copy_no_source_rows():
+    model = build(*TINY_TRANSFORMER)
+    src, lengths = source([4, 6])
+    with torch.no_grad():
+        state = model.init_state(model.encode(src, lengths))
+        beams = state.reorder(torch.tensor([0, 0, 0, 1, 1, 1]))  # K = 3 copies of each
+        assert beams.group == 3 and beams.cross_kv[0] is state.cross_kv[0]
+        followed = beams.reorder(torch.tensor([2, 0, 0, 5, 3, 4]))
+        assert followed.group == 3 and followed.cross_kv[0] is state.cross_kv[0]
+        dropped = followed.reorder(torch.tensor([3, 4, 4]))  # the first sentence ended
+        assert dropped.group == 3 and dropped.src_mask.size(0) == 1
+        torch.testing.assert_close(dropped.cross_kv[0], state.cross_kv[0][:, 1:])
+
+
+# ------------------------------------------------------------- RNN teacher forcing, backward
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_general", "luong_local_p"])
+def test_rnn_teacher_forcing_gradients_equal_the_step_loop(attention):
+    """forward() walks its inputs through one split instead of T slices; its gradients must be
+    those of T plain `step` calls."""
+    model = build(*TINY_RNN, f"model/attention={attention}")
+    src, lengths = source([5, 3, 4])
+    tgt_in, _ = source([6, 6, 6], seed=2)
+    tgt_in[:, 0] = BOS
+    weights = torch.randn(3, 6, VOCAB, generator=torch.Generator().manual_seed(3))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    fast = (model(src, lengths, tgt_in).logits.log_softmax(-1) * weights).sum()
+    state, steps = model.init_state(model.encode(src, lengths)), []
+    for t in range(tgt_in.size(1)):
+        out = model.step(tgt_in[:, t], state)
+        steps.append(out.log_probs)
+        state = out.state
+    reference = (torch.stack(steps, dim=1) * weights).sum()
+
+    fast_grads = torch.autograd.grad(fast, parameters, allow_unused=True)
+    reference_grads = torch.autograd.grad(reference, parameters, allow_unused=True)
+    for f, r in zip(fast_grads, reference_grads, strict=True):
+        assert (f is None) == (r is None)
+        if f is not None:
+            torch.testing.assert_close(f, r, atol=1e-5, rtol=1e-4)
