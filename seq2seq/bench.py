@@ -1,0 +1,363 @@
+"""`python -m seq2seq.bench [--models a,b] [--updates N] [overrides]`: how fast we train and decode.
+
+For each reference model (`MODELS`), in a fresh process of its own so that its peak memory is
+its own, with the real config (`configs/train.yaml` composed with `REFERENCE`, the model's
+overrides and the command line's, in that order) and the real `Trainer`:
+
+1. training throughput: `--updates` updates with no validation and no checkpoint; target tokens/s
+   and updates/s over the wall-clock time between the end of update `--skip` and the end of the
+   last one, so start-up, the first updates and everything after training are left out;
+2. decoding speed of the model as trained there: greedy and beam search on the test split, as
+   `python -m seq2seq.evaluate` decodes it (token-budget batches), sentences/s and BLEU;
+3. parameter count and peak memory (RSS on CPU, allocated CUDA memory on a GPU).
+
+On CUDA the trainer and search run under bf16 autocast (`trainer.precision=auto`).
+Results go to `<out>/results.json` and `<out>/results.md` with the machine, threads, torch
+version, date and load average. docs/performance.md compares them with JoeyNMT 2.3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import logging
+import multiprocessing
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from seq2seq import evaluation
+from seq2seq.config import validate_config
+from seq2seq.data import prepare_data
+from seq2seq.pipeline import build_model, count_parameters
+from seq2seq.training import runtime
+from seq2seq.training.run_logger import RunLogger
+from seq2seq.training.trainer import UpdateStats
+from seq2seq.training.validation import SearchSettings, Translator, ValidationResult, Validator
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+# JoeyNMT's reference configuration (../shared/bench/joeynmt/configs): Adam 3e-4, batches of
+# ~920 target tokens. Our batch cost counts source + target (B × (S + T)); 1940 gives 919.5
+# target tokens per update on Multi30k de-en, where the default 2000 gives 948.
+REFERENCE = ("data.max_tokens=1940", "optim.lr=3e-4", "search.alpha=1.0")
+
+# name -> overrides; dropout is the model configs' own (RNN 0.2, Transformer 0.1), label
+# smoothing JoeyNMT's (RNN 0.0, Transformer 0.1)
+MODELS: dict[str, tuple[str, ...]] = {
+    "rnn_bahdanau": ("model=rnn", "model/attention=bahdanau", "trainer.label_smoothing=0.0"),
+    "rnn_luong_general": (
+        "model=rnn",
+        "model/attention=luong_general",
+        "model.decoder.input_feeding=true",
+        "trainer.label_smoothing=0.0",
+    ),
+    "rnn_luong_local_p": (
+        "model=rnn",
+        "model/attention=luong_local_p",
+        "model.decoder.input_feeding=true",
+        "trainer.label_smoothing=0.0",
+    ),
+    "transformer": ("model=transformer", "trainer.label_smoothing=0.1"),
+}
+
+NEVER = 10**9  # updates: validation and checkpoints stay out of the measured window
+
+
+def compose_model_config(model: str, overrides: list[str], updates: int) -> DictConfig:
+    """The train config of `model` as the bench runs it: REFERENCE, the model's overrides,
+    then the caller's, then the bench's own budget (no validation, checkpoint or progress bar)."""
+    budget = [
+        f"trainer.max_updates={updates}",
+        f"trainer.validate_every={NEVER}",
+        f"trainer.checkpoint_every={NEVER}",
+        "trainer.progress=false",
+    ]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", [*REFERENCE, *MODELS[model], *overrides, *budget])
+
+
+class UpdateClock:
+    """The run's real logger, plus the wall-clock time at the end of every update."""
+
+    def __init__(self, inner: RunLogger, device: torch.device) -> None:
+        self.inner, self.device = inner, device
+        self.stamps: list[float] = []
+        self.tgt_tokens: list[int] = []
+
+    def train_update(self, update: int, stats: UpdateStats, lr: float) -> None:
+        self.inner.train_update(update, stats, lr)
+        _synchronize(self.device)
+        self.stamps.append(time.perf_counter())
+        self.tgt_tokens.append(stats.tgt_tokens)
+
+    def validation(self, update: int, result: ValidationResult, model: Any = None) -> None:
+        self.inner.validation(update, result, model)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def throughput(self, skip: int, excluded_seconds: float) -> dict[str, float]:
+        """Updates skip + 1 .. N: from the end of update `skip` to the end of the last one."""
+        measured = len(self.stamps) - skip
+        if skip < 1 or measured < 1:
+            raise ValueError(
+                f"need 1 <= skip < updates to measure anything, got skip={skip} of "
+                f"{len(self.stamps)} updates"
+            )
+        seconds = self.stamps[-1] - self.stamps[skip - 1] - excluded_seconds
+        tokens = sum(self.tgt_tokens[skip:])
+        return {
+            "updates_measured": measured,
+            "seconds": round(seconds, 3),
+            "tgt_tokens_per_s": round(tokens / seconds, 1),
+            "updates_per_s": round(measured / seconds, 3),
+            "tgt_tokens_per_update": round(tokens / measured, 1),
+        }
+
+
+class TimedValidator(Validator):
+    """A validator that counts its seconds, which the throughput then leaves out (an epoch end
+    validates whatever `trainer.validate_every` says; small data sets reach one)."""
+
+    seconds = 0.0
+
+    def run(self, model: Any, split: str, progress: bool = False) -> ValidationResult:
+        start = time.perf_counter()
+        try:
+            return super().run(model, split, progress)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_throughput(
+    cfg: DictConfig, data: Any, model: Any, device: torch.device, skip: int
+) -> dict[str, float]:
+    """Train `model` for `trainer.max_updates` updates with the real Trainer; its throughput."""
+    precision = runtime.resolve_precision(cfg.trainer.precision, device)
+    greedy = TimedValidator(data, device, precision, SearchSettings(**cfg.search))
+    with tempfile.TemporaryDirectory(prefix="seq2seq-bench-") as run_dir:
+        clock = UpdateClock(instantiate(cfg.logger)(run_dir=Path(run_dir)), device)
+        optimizer = instantiate(cfg.optim)(model.parameters())
+        trainer = instantiate(cfg.trainer)(
+            model=model,
+            optimizer=optimizer,
+            scheduler=instantiate(cfg.scheduler)(optimizer),
+            data=data,
+            run_dir=Path(run_dir),
+            checkpoint_extras={},
+            validator=greedy,
+            device=device,
+            logger=clock,
+        )
+        trainer.fit()
+        clock.inner.close()
+    return clock.throughput(skip, excluded_seconds=greedy.seconds)
+
+
+def decode_speed(
+    cfg: DictConfig, data: Any, model: Any, device: torch.device, beam_size: int
+) -> dict[str, float]:
+    """Sentences/s and BLEU of search with `beam_size` on the test split, evaluate's batches."""
+    precision = runtime.resolve_precision(cfg.trainer.precision, device)
+    translate = Translator(
+        data.tokenizer,
+        device,
+        precision,
+        replace(SearchSettings(**cfg.search), beam_size=beam_size),
+    )
+    batches = data.batches("test")
+    _synchronize(device)
+    start = time.perf_counter()
+    hypotheses = translate(model, batches, progress=False)
+    _synchronize(device)
+    seconds = time.perf_counter() - start
+    return {
+        "sentences": len(hypotheses),
+        "batches": len(batches),
+        "seconds": round(seconds, 3),
+        "sentences_per_s": round(len(hypotheses) / seconds, 2),
+        "bleu": round(evaluation.bleu(hypotheses, data.references("test")).score, 2),
+    }
+
+
+def bench_model(
+    model_name: str, overrides: list[str], updates: int, skip: int, beam_size: int
+) -> dict[str, Any]:
+    """Everything measured of one model (the body of its worker process)."""
+    cfg = compose_model_config(model_name, overrides, updates)
+    validate_config(cfg)
+    load = os.getloadavg()
+    device = runtime.pick_device(cfg.device)
+    runtime.configure_threads(device, cfg.trainer.num_threads)
+    runtime.seed_everything(cfg.seed)
+    data = prepare_data(cfg.data, cfg.tokenizer, cfg.cache_dir, cfg.seed)
+    model = build_model(cfg.model, data.tokenizer).to(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    train = train_throughput(cfg, data, model, device, skip)
+    decode = {"greedy": decode_speed(cfg, data, model, device, 1)}
+    decode[f"beam{beam_size}"] = decode_speed(cfg, data, model, device, beam_size)
+    return {
+        "overrides": [*REFERENCE, *MODELS[model_name], *overrides],
+        "parameters": count_parameters(model),
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "precision": runtime.resolve_precision(cfg.trainer.precision, device),
+        "load_average_start": [round(x, 2) for x in load],
+        "train": train,
+        "decode": decode,
+        "peak_memory_mib": round(_peak_memory_mib(device), 1),
+    }
+
+
+def _peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
+
+
+def bench_isolated(*args: Any) -> dict[str, Any]:
+    """`bench_model` in a fresh process: its own peak RSS, no allocator or thread-pool state
+    left over from the model before."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(_worker, *args).result()
+
+
+def _worker(*args: Any) -> dict[str, Any]:
+    logging.basicConfig(level=logging.WARNING, format="[%(levelname)s] %(name)s: %(message)s")
+    return bench_model(*args)
+
+
+# ---------------------------------------------------------------------------------- report
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    info = {
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as the table docs/performance.md shows."""
+    m = results["machine"]
+    beam = f"beam{results['settings']['beam_size']}"
+    lines = [
+        f"Measured {m['date']} on {m['cpu']} ({m['cpu_count']} CPUs), torch {m['torch']}"
+        + (f", GPU {m['gpu']}" if "gpu" in m else "")
+        + f"; load average at start {' '.join(map(str, m['load_average_start']))}.",
+        "",
+        f"| model | device, threads | tgt tokens/s | updates/s | greedy sent/s | "
+        f"{beam} sent/s | BLEU greedy / {beam} | parameters | peak memory |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results["models"].items():
+        greedy, search = r["decode"]["greedy"], r["decode"][beam]
+        lines.append(
+            f"| {name} | {r['device']} {r['precision']}, {r['threads']} | "
+            f"{r['train']['tgt_tokens_per_s']:,.0f} | {r['train']['updates_per_s']:.2f} | "
+            f"{greedy['sentences_per_s']:,.1f} | {search['sentences_per_s']:,.1f} | "
+            f"{greedy['bleu']:.1f} / {search['bleu']:.1f} | {r['parameters'] / 1e6:.2f} M | "
+            f"{r['peak_memory_mib']:,.0f} MiB |"
+        )
+    s = results["settings"]
+    lines += [
+        "",
+        f"Training: updates {s['skip'] + 1}-{s['updates']} of one run, no validation; "
+        f"decoding: the {s['updates']}-update model on the test split. "
+        f"Command: `{s['command']}`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m seq2seq.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated, of: " + ", ".join(MODELS)
+    )
+    parser.add_argument("--updates", type=int, default=300, help="training updates per model")
+    parser.add_argument(
+        "--skip", type=int, default=20, help="first updates left out of the throughput"
+    )
+    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument(
+        "--out", type=Path, default=Path("bench"), help="folder for results.json/.md"
+    )
+    parser.add_argument("--in-process", action="store_true", help="no worker process per model")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of configs/train.yaml")
+    args = parser.parse_intermixed_args(argv)
+    unknown = sorted(set(args.models.split(",")) - set(MODELS))
+    if unknown or not 1 <= args.skip < args.updates:
+        parser.error(f"unknown models {unknown}" if unknown else "need 1 <= --skip < --updates")
+    return args
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    args = parse_args(argv)
+    results = {
+        "machine": machine(),
+        "settings": {
+            "updates": args.updates,
+            "skip": args.skip,
+            "beam_size": args.beam_size,
+            "overrides": args.overrides,
+            "command": " ".join(["python -m seq2seq.bench", *argv]),
+        },
+        "models": {},
+    }
+    run = bench_model if args.in_process else bench_isolated
+    for name in args.models.split(","):
+        log.info("benchmarking %s", name)
+        results["models"][name] = run(name, args.overrides, args.updates, args.skip, args.beam_size)
+        log.info("%s: %s", name, results["models"][name])
+    evaluation.write_json(args.out / "results.json", results)
+    evaluation.write_lines(args.out / "results.md", markdown(results).splitlines())
+    print(markdown(results))
+    return results
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(name)s: %(message)s")
+    main(sys.argv[1:])

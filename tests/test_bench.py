@@ -1,0 +1,106 @@
+"""`python -m seq2seq.bench` on a tiny run, and the arithmetic of its throughput window."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from seq2seq import bench
+
+# toy copy data and a one-layer Transformer: the whole bench of one model in a few seconds
+TINY = (
+    "data=toy_copy",
+    "data.source.train_size=300",
+    "data.source.validation_size=20",
+    "data.source.test_size=12",
+    "data.max_tokens=400",
+    "model.d_model=32",
+    "model.ff_size=64",
+    "model.num_heads=2",
+    "model.num_encoder_layers=1",
+    "model.num_decoder_layers=1",
+    "trainer.num_threads=1",
+)
+
+
+class FakeLogger:
+    def train_update(self, *args) -> None:
+        pass
+
+
+def test_throughput_counts_updates_after_skip_between_their_end_times():
+    clock = bench.UpdateClock(FakeLogger(), torch.device("cpu"))
+    clock.stamps = [10.0, 11.0, 13.0, 14.0, 18.0]  # end of updates 1..5
+    clock.tgt_tokens = [999, 999, 100, 200, 300]
+    measured = clock.throughput(skip=2, excluded_seconds=1.0)
+    # updates 3..5 ran from the end of update 2 (11.0) to the end of update 5 (18.0), less 1 s
+    assert measured["updates_measured"] == 3
+    assert measured["seconds"] == 6.0
+    assert measured["tgt_tokens_per_s"] == pytest.approx(600 / 6)
+    assert measured["updates_per_s"] == pytest.approx(3 / 6)
+    assert measured["tgt_tokens_per_update"] == 200
+    with pytest.raises(ValueError, match="skip"):
+        clock.throughput(skip=5, excluded_seconds=0.0)
+
+
+def test_bench_writes_results_for_one_tiny_model(tmp_path):
+    out = tmp_path / "bench"
+    argv = ["--models", "transformer", "--updates", "6", "--skip", "2", "--out", str(out)]
+    results = bench.main([*argv, "--in-process", *TINY, f"cache_dir={tmp_path / 'cache'}"])
+
+    written = json.loads((out / "results.json").read_text())
+    assert written == json.loads(json.dumps(results))
+    run = written["models"]["transformer"]
+    assert run["train"]["updates_measured"] == 4
+    assert run["train"]["tgt_tokens_per_s"] > 0 and run["train"]["updates_per_s"] > 0
+    assert set(run["decode"]) == {"greedy", "beam5"}
+    for search in run["decode"].values():
+        assert search["sentences"] == 12 and search["sentences_per_s"] > 0
+        assert 0 <= search["bleu"] <= 100
+    assert run["parameters"] > 0 and run["peak_memory_mib"] > 0
+    assert run["overrides"][: len(bench.REFERENCE)] == list(bench.REFERENCE)
+    table = (out / "results.md").read_text()
+    assert "| transformer |" in table and written["machine"]["cpu"] in table
+
+
+def test_user_overrides_come_after_the_reference_and_model_settings():
+    cfg = bench.compose_model_config("rnn_luong_general", ["optim.lr=1e-3"], updates=7)
+    assert cfg.optim.lr == 1e-3 and cfg.data.max_tokens == 1940
+    assert cfg.model.attention._target_.endswith("LuongGeneralAttention")
+    assert cfg.trainer.max_updates == 7 and cfg.trainer.label_smoothing == 0.0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--models", "lstm"], "unknown models"), (["--skip", "0"], "--skip")],
+)
+def test_bad_arguments_name_the_problem(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_markdown_shows_one_row_per_model():
+    run = {
+        "device": "cpu",
+        "precision": "fp32",
+        "threads": 2,
+        "train": {"tgt_tokens_per_s": 2500.0, "updates_per_s": 2.7},
+        "decode": {
+            "greedy": {"sentences_per_s": 300.0, "bleu": 10.0},
+            "beam5": {"sentences_per_s": 130.0, "bleu": 11.0},
+        },
+        "parameters": 8_000_000,
+        "peak_memory_mib": 900.0,
+    }
+    machine = {"date": "d", "cpu": "c", "cpu_count": 2, "torch": "t", "load_average_start": [0.1]}
+    results = {
+        "machine": machine,
+        "settings": {"updates": 300, "skip": 20, "beam_size": 5, "command": "x"},
+        "models": {"a": run, "b": run},
+    }
+    table = bench.markdown(results)
+    assert table.count("| a |") == 1 and table.count("| b |") == 1
+    assert "2,500" in table and "130.0" in table
