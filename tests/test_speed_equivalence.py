@@ -16,8 +16,10 @@ import torch
 from hydra.utils import instantiate
 
 from seq2seq import decoding
+from seq2seq.models.rnn import RNNSeq2Seq
 from seq2seq.models.sharing import select_rows, shared_rows
 from seq2seq.models.transformer import Transformer, TransformerState
+from seq2seq.models.wiring import RNNDecoderState
 
 PAD, BOS, EOS = 0, 2, 3
 VOCAB = 17
@@ -96,16 +98,30 @@ class EveryRowState(TransformerState):
         )
 
 
-def copying_every_row(model: Transformer) -> Transformer:
+class EveryRowRNNState(RNNDecoderState):
+    """The straightforward path for the RNN: the encoder memory follows every reorder."""
+
+    def reorder(self, indices: torch.Tensor) -> EveryRowRNNState:
+        return EveryRowRNNState(
+            hidden=self.hidden.index_select(1, indices),
+            memory=self.memory.reorder(indices),
+            feed=None if self.feed is None else self.feed.index_select(0, indices),
+            step=self.step,
+        )
+
+
+def copying_every_row(model: Transformer | RNNSeq2Seq) -> Transformer | RNNSeq2Seq:
     """The same weights, with states that copy every row."""
     reference = copy.deepcopy(model)
-    reference.init_state = lambda encoded: EveryRowState(
-        **fields_of(Transformer.init_state(reference, encoded))
+    fast_init_state = type(model).init_state
+    state_type = EveryRowState if isinstance(model, Transformer) else EveryRowRNNState
+    reference.init_state = lambda encoded: state_type(
+        **fields_of(fast_init_state(reference, encoded))
     )
     return reference
 
 
-def fields_of(state: TransformerState) -> dict:
+def fields_of(state: TransformerState | RNNDecoderState) -> dict:
     return {field.name: getattr(state, field.name) for field in fields(state)}
 
 
@@ -117,6 +133,33 @@ def test_transformer_search_with_shared_source_rows_equals_copying_every_row(bea
     fast = decoding.search(model, src, lengths, **kwargs)
     reference = decoding.search(copying_every_row(model), src, lengths, **kwargs)
     assert_same_search(fast, reference)
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_general", "luong_local_m"])
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_rnn_search_with_memory_kept_within_sentences_equals_copying_every_row(
+    attention, beam_size
+):
+    model = build(*TINY_RNN, f"model/attention={attention}")
+    src, lengths = source([7, 3, 5, 1])
+    kwargs = dict(beam_size=beam_size, n_best=beam_size, return_attention=True, **SEARCH)
+    fast = decoding.search(model, src, lengths, **kwargs)
+    reference = decoding.search(copying_every_row(model), src, lengths, **kwargs)
+    assert_same_search(fast, reference)
+
+
+def test_rnn_beams_reordered_within_sentences_keep_their_memory():
+    model = build(*TINY_RNN, "model/attention=bahdanau")
+    src, lengths = source([4, 6])
+    with torch.no_grad():
+        beams = model.init_state(model.encode(src, lengths)).reorder(
+            torch.tensor([0, 0, 0, 1, 1, 1])
+        )
+        followed = beams.reorder(torch.tensor([2, 0, 0, 5, 3, 4]))
+        assert followed.group == 3 and followed.memory is beams.memory
+        dropped = followed.reorder(torch.tensor([3, 4, 4]))  # the first sentence ended
+        assert dropped.group == 3 and dropped.memory.values.size(0) == 3
+        torch.testing.assert_close(dropped.memory.values, beams.memory.values[3:])
 
 
 def test_transformer_beams_reordered_within_sentences_copy_no_source_rows():

@@ -28,10 +28,12 @@ def shared_rows(owner: Tensor) -> tuple[Tensor, int]:
     return owner, 1
 
 
+def keeps_every_row(rows: Tensor, size: int) -> bool:
+    """Whether `rows` is 0, 1, ..., size - 1: every row kept, in order."""
+    return rows.numel() == size and bool((rows == torch.arange(size, device=rows.device)).all())
+
+
 def select_rows(tensor: Tensor, dim: int, rows: Tensor) -> Tensor:
     """`tensor.index_select(dim, rows)`, or `tensor` itself when `rows` keeps every row in order
     (the common case in beam search, where no sentence ended this step)."""
-    size = tensor.size(dim)
-    if rows.numel() == size and bool((rows == torch.arange(size, device=rows.device)).all()):
-        return tensor
-    return tensor.index_select(dim, rows)
+    return tensor if keeps_every_row(rows, tensor.size(dim)) else tensor.index_select(dim, rows)

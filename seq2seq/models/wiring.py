@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from seq2seq.models.attention import Attention, AttentionOutput, EncoderMemory
 from seq2seq.models.interface import DecoderState
+from seq2seq.models.sharing import keeps_every_row, shared_rows
 
 # nn.GRU state (L, B, H), or nn.LSTM's (h, c) pair of them
 Hidden = Tensor | tuple[Tensor, Tensor]
@@ -59,19 +60,30 @@ def _select(hidden: Hidden, indices: Tensor) -> Hidden:
 
 @dataclass(frozen=True)
 class RNNDecoderState(DecoderState):
-    """The decoder's recurrent state plus the encoder memory it attends over."""
+    """The decoder's recurrent state plus the encoder memory it attends over.
+
+    The memory's rows come in runs of `group` copies of one sentence's (beam search's K
+    hypotheses), so a reorder that keeps hypotheses within their sentences leaves the memory as
+    it is; it is copied only when sentences leave the batch (seq2seq/models/sharing.py).
+    """
 
     hidden: Hidden  # (L, B, H) per layer; (h, c) for an LSTM
     memory: EncoderMemory
     feed: Tensor | None = None  # (B, 1, H) h~_{t-1}, Luong input feeding only
     step: int = 0  # target position t of the next token (local-m's p_t)
+    group: int = 1  # consecutive rows that hold the same sentence's memory
 
     def reorder(self, indices: Tensor) -> RNNDecoderState:
+        sentences, group = shared_rows(indices // self.group)
+        unchanged = group == self.group and keeps_every_row(
+            sentences, self.memory.mask.size(0) // self.group
+        )
         return RNNDecoderState(
             hidden=_select(self.hidden, indices),
-            memory=self.memory.reorder(indices),
+            memory=self.memory if unchanged else self.memory.reorder(indices),
             feed=None if self.feed is None else self.feed.index_select(0, indices),
             step=self.step,
+            group=group,
         )
 
 
