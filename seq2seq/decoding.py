@@ -203,12 +203,16 @@ def greedy_search(
 
 @dataclass
 class _Beams:
-    """The live hypotheses of the B' sentences still searched; K per sentence, row b·K + k."""
+    """The live hypotheses of the B' sentences still searched; K per sentence, row b·K + k.
+
+    Before the first step each sentence has one hypothesis (BOS): its K copies would all score
+    the same, so the first step runs the model on B rows instead of B·K.
+    """
 
     sentences: Tensor  # (B',) CPU: row of each sentence in the input batch
     max_len: Tensor  # (B',) CPU
     num_finished: Tensor  # (B',) CPU
-    scores: Tensor  # (B', K) log-probability so far
+    scores: Tensor  # (B', K) log-probability so far; (B, 1) before the first step
     tokens: Tensor  # (N, t)
     attention: Tensor | None  # (N, t+1, S) once this step's row is appended
 
@@ -218,20 +222,18 @@ class _Candidates:
     """The 2K best one-token extensions of each sentence, best first."""
 
     scores: Tensor  # (B', 2K) log-probability with the new token
-    rows: Tensor  # (B', 2K) row b·K + k of the parent hypothesis
+    rows: Tensor  # (B', 2K) row b·K + k of the parent hypothesis (b before the first step)
     tokens: Tensor  # (B', 2K) the new token
 
 
-def _initial_beams(src: Tensor, src_lengths: Tensor, beam_size: int, max_len: Tensor) -> _Beams:
+def _initial_beams(src: Tensor, max_len: Tensor) -> _Beams:
     batch_size = src.size(0)
-    scores = src.new_full((batch_size, beam_size), -math.inf, dtype=torch.float)
-    scores[:, 0] = 0.0  # the K beams start identical (BOS); expand only the first
     return _Beams(
         sentences=torch.arange(batch_size),
         max_len=max_len,
         num_finished=torch.zeros(batch_size, dtype=torch.long),
-        scores=scores,
-        tokens=src.new_empty(batch_size * beam_size, 0),
+        scores=src.new_zeros((batch_size, 1), dtype=torch.float),  # one hypothesis: BOS
+        tokens=src.new_empty(batch_size, 0),
         attention=None,
     )
 
@@ -247,9 +249,13 @@ def expand(scores: Tensor, log_probs: Tensor) -> Tensor:
 
 
 def select_top_k(extended: Tensor, beam_size: int, vocab_size: int) -> _Candidates:
-    """The 2K best extensions per sentence: K survive even if K of them end in EOS."""
+    """The 2K best extensions per sentence: K survive even if K of them end in EOS.
+
+    `extended` (B', k·V) holds the extensions of k hypotheses per sentence (K, or 1 at first).
+    """
     scores, flat = extended.topk(min(2 * beam_size, extended.size(1)), dim=1)  # (B', 2K)
-    offsets = torch.arange(extended.size(0), device=extended.device).unsqueeze(1) * beam_size
+    hypotheses = extended.size(1) // vocab_size
+    offsets = torch.arange(extended.size(0), device=extended.device).unsqueeze(1) * hypotheses
     return _Candidates(scores, offsets + flat // vocab_size, flat % vocab_size)
 
 
@@ -258,12 +264,12 @@ def finalize(
     beams: _Beams,
     finished: list[list[Hypothesis]],
     *,
+    beam_size: int,
     eos_id: int,
     alpha: float,
     src_lens: list[int],
 ) -> None:
     """Move the EOS candidates among each sentence's K best into `finished`."""
-    beam_size = beams.scores.size(1)
     top_k = (slice(None), slice(0, beam_size))
     ended = (cands.tokens[top_k] == eos_id) & torch.isfinite(cands.scores[top_k])  # (B', K)
     if not ended.any():
@@ -283,15 +289,21 @@ def finalize(
 
 
 def advance(
-    cands: _Candidates, beams: _Beams, state: DecoderState, at_limit: Tensor, *, eos_id: int
+    cands: _Candidates,
+    beams: _Beams,
+    state: DecoderState,
+    at_limit: Tensor,
+    *,
+    beam_size: int,
+    eos_id: int,
 ) -> tuple[_Beams, DecoderState, Tensor] | None:
     """Keep the K best non-EOS candidates of each unfinished sentence and drop finished ones.
 
     Returns the new beams, their state and the tokens to feed next (N',); None once all ended.
     """
-    beam_size = beams.scores.size(1)
     alive = cands.scores.masked_fill(cands.tokens == eos_id, -math.inf)
-    scores, pos = alive.topk(beam_size, dim=1)  # (B', K)
+    # fewer than K only when the vocabulary is smaller than 2K (first step of a toy model)
+    scores, pos = alive.topk(min(beam_size, alive.size(1)), dim=1)  # (B', K)
     done = (beams.num_finished >= beam_size) | at_limit | ~torch.isfinite(scores[:, 0]).cpu()
     keep = (~done).nonzero().flatten()
     if keep.numel() == 0:
@@ -330,24 +342,21 @@ def beam_search(
     _check_args(beam_size, n_best, alpha)
     if src.size(0) == 0:
         return []
-    state = _start(model, src, src_lengths)
+    state = _start(model, src, src_lengths)  # one row per sentence until the first step
     batch_size, src_lens = src.size(0), src_lengths.tolist()
-    state = state.reorder(
-        torch.arange(batch_size, device=src.device).repeat_interleave(beam_size)
-    )  # (N,) rows: each sentence's state copied K times
-    beams = _initial_beams(
-        src, src_lengths, beam_size, max_output_lengths(src_lengths, max_len_a, max_len_b)
-    )
+    beams = _initial_beams(src, max_output_lengths(src_lengths, max_len_a, max_len_b))
     finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
-    prev = src.new_full((batch_size * beam_size,), bos_id)
+    prev = src.new_full((batch_size,), bos_id)
     for t in itertools.count():  # ends at max_len at the latest, where only EOS is allowed
         out = model.step(prev, state)
         at_limit = beams.max_len == t  # (B',)
-        log_probs = _step_log_probs(out, at_limit.repeat_interleave(beam_size), eos_id)
+        rows_at_limit = at_limit.repeat_interleave(beams.scores.size(1))  # (N,)
+        log_probs = _step_log_probs(out, rows_at_limit, eos_id)
         cands = select_top_k(expand(beams.scores, log_probs), beam_size, log_probs.size(1))
         beams.attention = _append_attention(beams.attention, out, return_attention)
-        finalize(cands, beams, finished, eos_id=eos_id, alpha=alpha, src_lens=src_lens)
-        advanced = advance(cands, beams, out.state, at_limit, eos_id=eos_id)
+        settings = dict(beam_size=beam_size, eos_id=eos_id)
+        finalize(cands, beams, finished, **settings, alpha=alpha, src_lens=src_lens)
+        advanced = advance(cands, beams, out.state, at_limit, **settings)
         if advanced is None:
             break
         beams, state, prev = advanced

@@ -173,7 +173,9 @@ def test_length_penalty_changes_the_winner(alpha, expected):
     (nbest,) = beam(model, *sources([1], [2]), alpha=alpha, n_best=2)
     assert [h.tokens for h in nbest] == [tokens for tokens, _ in expected]
     assert [h.score for h in nbest] == pytest.approx([score for _, score in expected])
-    assert model.step_rows == [2, 2, 2, 2]  # both finished at step 4 of 11 allowed: stop there
+    # one row at the first step (the K beams would be identical), then K = 2; both finished at
+    # step 4 of 11 allowed: stop there
+    assert model.step_rows == [1, 2, 2, 2]
 
 
 def test_histories_follow_their_parents():
@@ -193,8 +195,9 @@ def test_finished_sentences_leave_the_batch():
     model = ScriptedModel({1: ENDS_AT_ONCE, 2: SHORT_OR_LONG})
     src, lengths = sources([1, 2], [2, 4])
     beam(model, src, lengths)
-    # sentence 1 ends after two steps; sentence 2's two beams go on alone for two more
-    assert model.step_rows == [4, 4, 2, 2]
+    # one row per sentence at first; sentence 1 ends after two steps; sentence 2's two beams go
+    # on alone for two more
+    assert model.step_rows == [2, 4, 2, 2]
     model.step_rows.clear()
     greedy(model, src, lengths)
     assert model.step_rows == [2, 1, 1, 1]

@@ -8,6 +8,7 @@ gradients. Tests also check that the fast path is actually taken.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import fields
 
 import pytest
@@ -204,3 +205,59 @@ def test_rnn_teacher_forcing_gradients_equal_the_step_loop(attention):
         assert (f is None) == (r is None)
         if f is not None:
             torch.testing.assert_close(f, r, atol=1e-5, rtol=1e-4)
+
+
+# ------------------------------------------------------------------------- beam search itself
+
+
+def plain_beam_search(model, src, length: int, beam_size: int) -> list[tuple[list[int], float]]:
+    """The search of seq2seq/decoding.py written the plain way for one sentence: K copies of the
+    start state scored from the first step on (the first one with log-probability 0, the others
+    -inf), every candidate ranked in Python. Returns (tokens, normalised score), best first."""
+    max_len = math.floor(SEARCH["max_len_a"] * length + SEARCH["max_len_b"])
+    state = model.init_state(model.encode(src[None, :length], torch.tensor([length])))
+    state = state.reorder(torch.zeros(beam_size, dtype=torch.long))
+    beams = [([], 0.0)] + [([], -math.inf)] * (beam_size - 1)
+    finished = []
+    for t in range(max_len + 1):
+        prev = torch.tensor([tokens[-1] if tokens else BOS for tokens, _ in beams])
+        out = model.step(prev, state)
+        log_probs = out.log_probs.double()
+        if t == max_len:  # only EOS, at the model's (floored) log-probability
+            eos = log_probs[:, EOS].clamp(min=torch.finfo(torch.float32).min)
+            log_probs = torch.full_like(log_probs, -math.inf)
+            log_probs[:, EOS] = eos
+        candidates = sorted(
+            (
+                (score + float(log_probs[k, v]), k, v)
+                for k, (_, score) in enumerate(beams)
+                for v in range(log_probs.size(1))
+            ),
+            key=lambda c: -c[0],
+        )[: 2 * beam_size]
+        for score, k, v in candidates[:beam_size]:
+            if v == EOS and math.isfinite(score):
+                tokens = beams[k][0]
+                finished.append((tokens, score / ((5 + len(tokens) + 1) / 6) ** SEARCH["alpha"]))
+        alive = [c for c in candidates if c[2] != EOS][:beam_size]
+        if len(finished) >= beam_size or t == max_len or not math.isfinite(alive[0][0]):
+            break
+        state = out.state.reorder(torch.tensor([k for _, k, _ in alive]))
+        beams = [(beams[k][0] + [v], score) for score, k, v in alive]
+    return sorted(finished, key=lambda h: -h[1])[:beam_size]
+
+
+@pytest.mark.parametrize(
+    "model_overrides", [TINY_RNN, TINY_TRANSFORMER], ids=["rnn", "transformer"]
+)
+def test_beam_search_equals_the_plain_search(model_overrides):
+    """The batched search (one row per sentence at the first step, finished sentences leaving
+    the batch, shared source rows) finds what the plain one finds, sentence by sentence."""
+    model = build(*model_overrides)
+    src, lengths = source([7, 3, 5, 1, 6])
+    with torch.no_grad():
+        batched = decoding.beam_search(model, src, lengths, beam_size=3, n_best=3, **SEARCH)
+        for i, length in enumerate(lengths.tolist()):
+            plain = plain_beam_search(model, src[i], length, beam_size=3)
+            assert [h.tokens for h in batched[i]] == [tokens for tokens, _ in plain]
+            assert [h.score for h in batched[i]] == pytest.approx([s for _, s in plain], abs=1e-4)
