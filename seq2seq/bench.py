@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import datetime
+import json
 import logging
 import multiprocessing
 import os
@@ -208,7 +209,7 @@ def bench_model(
     validate_config(cfg)
     load = os.getloadavg()
     device = runtime.pick_device(cfg.device)
-    runtime.configure_threads(device, cfg.trainer.num_threads)
+    runtime.configure_cpu(device, cfg.trainer.num_threads)
     runtime.seed_everything(cfg.seed)
     data = prepare_data(cfg.data, cfg.tokenizer, cfg.cache_dir, cfg.seed)
     model = build_model(cfg.model, data.tokenizer).to(device)
@@ -278,14 +279,21 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def measured_on(m: dict[str, Any]) -> str:
+    """One sentence: when and on what, with the load average at the start."""
+    gpu = f", GPU {m['gpu']}" if "gpu" in m else ""
+    load = " ".join(map(str, m["load_average_start"]))
+    return (
+        f"Measured {m['date']} on {m['cpu']} ({m['cpu_count']} CPUs), torch {m['torch']}{gpu}; "
+        f"load average at start {load}."
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as the table docs/performance.md shows."""
-    m = results["machine"]
     beam = f"beam{results['settings']['beam_size']}"
     lines = [
-        f"Measured {m['date']} on {m['cpu']} ({m['cpu_count']} CPUs), torch {m['torch']}"
-        + (f", GPU {m['gpu']}" if "gpu" in m else "")
-        + f"; load average at start {' '.join(map(str, m['load_average_start']))}.",
+        measured_on(results["machine"]),
         "",
         f"| model | device, threads | tgt tokens/s | updates/s | greedy sent/s | "
         f"{beam} sent/s | BLEU greedy / {beam} | parameters | peak memory |",
@@ -310,6 +318,75 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ours -> JoeyNMT's run of the same model (../shared/bench/joeynmt/configs); JoeyNMT has no
+# local attention, so local-p is held against its global Luong model, the same decoder
+JOEYNMT_PEERS = {
+    "rnn_bahdanau": "rnn_bahdanau",
+    "rnn_luong_general": "rnn_luong",
+    "rnn_luong_local_p": "rnn_luong",
+    "transformer": "transformer",
+}
+# the speed targets of docs/performance.md: training and beam-5 speed over JoeyNMT's
+TARGETS = {"rnn": (1.5, 2.0), "transformer": (1.2, 2.0)}
+
+
+def read_joeynmt(results_dir: Path, peer: str, beam_size: int) -> dict[str, Any]:
+    """JoeyNMT's throughput and decoding results for `peer` from run_throughput.sh and
+    run_decode.sh ($RESULTS); a missing file is a missing entry."""
+
+    def load(path: Path) -> dict[str, Any] | None:
+        return json.loads(path.read_text().strip().splitlines()[-1]) if path.exists() else None
+
+    return {
+        "train": load(results_dir / f"tp_{peer}.throughput.json"),
+        "greedy": load(results_dir / "decode" / f"tp300_{peer}.beam1.json"),
+        "beam": load(results_dir / "decode" / f"tp300_{peer}.beam{beam_size}.json"),
+    }
+
+
+def versus_joeynmt(results: dict[str, Any], joeynmt_dir: Path) -> str:
+    """Markdown: our results next to JoeyNMT's from the same machine, ratios against targets."""
+    beam = results["settings"]["beam_size"]
+    lines = [
+        f"Ours: {measured_on(results['machine'])} JoeyNMT 2.3: its results in {joeynmt_dir}.",
+        "",
+        f"| model (JoeyNMT peer) | tgt tokens/s ours / JoeyNMT | ratio (target) | greedy sent/s "
+        f"ours / JoeyNMT | beam{beam} sent/s ours / JoeyNMT | ratio (target) | "
+        f"BLEU beam{beam} ours / JoeyNMT |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, ours in results["models"].items():
+        peer = JOEYNMT_PEERS[name]
+        joey = read_joeynmt(joeynmt_dir, peer, beam)
+        train_target, beam_target = TARGETS["transformer" if name == "transformer" else "rnn"]
+        search = ours["decode"][f"beam{beam}"]
+        lines.append(
+            f"| {name} ({peer}) | "
+            + _pair(ours["train"]["tgt_tokens_per_s"], joey["train"], "trg_tok_per_s", train_target)
+            + " | "
+            + _pair(ours["decode"]["greedy"]["sentences_per_s"], joey["greedy"], "sent_per_s")
+            + " | "
+            + _pair(search["sentences_per_s"], joey["beam"], "sent_per_s", beam_target)
+            + f" | {search['bleu']:.1f} / {_get(joey['beam'], 'bleu')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _pair(ours: float, joey: dict | None, key: str, target: float | None = None) -> str:
+    """'ours / theirs' and, with a target, ' | ratio (>= target: met or missed)'."""
+    text = f"{ours:,.1f} / {_get(joey, key)}"
+    if target is None:
+        return text
+    if joey is None:
+        return text + f" | - (>= {target})"
+    ratio = ours / joey[key]
+    return text + f" | {ratio:.2f}x (>= {target}: {'met' if ratio >= target else 'missed'})"
+
+
+def _get(record: dict | None, key: str) -> str:
+    return "-" if record is None else f"{record[key]:,.1f}"
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m seq2seq.bench", description=__doc__.split("\n")[0]
@@ -326,6 +403,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--out", type=Path, default=Path("bench"), help="folder for results.json/.md"
     )
     parser.add_argument("--in-process", action="store_true", help="no worker process per model")
+    parser.add_argument(
+        "--joeynmt",
+        type=Path,
+        help="also write <out>/vs_joeynmt.md against JoeyNMT's results in this folder "
+        "(the $RESULTS of ../shared/bench/joeynmt, see scripts/bench_vs_joeynmt.sh)",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of configs/train.yaml")
     args = parser.parse_intermixed_args(argv)
     unknown = sorted(set(args.models.split(",")) - set(MODELS))
@@ -355,6 +438,10 @@ def main(argv: list[str]) -> dict[str, Any]:
     evaluation.write_json(args.out / "results.json", results)
     evaluation.write_lines(args.out / "results.md", markdown(results).splitlines())
     print(markdown(results))
+    if args.joeynmt is not None:
+        comparison = versus_joeynmt(results, args.joeynmt)
+        evaluation.write_lines(args.out / "vs_joeynmt.md", comparison.splitlines())
+        print(comparison)
     return results
 
 

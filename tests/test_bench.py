@@ -104,3 +104,37 @@ def test_markdown_shows_one_row_per_model():
     table = bench.markdown(results)
     assert table.count("| a |") == 1 and table.count("| b |") == 1
     assert "2,500" in table and "130.0" in table
+
+
+def test_comparison_with_joeynmt_gives_ratios_against_the_targets(tmp_path):
+    joey = tmp_path / "joeynmt"
+    (joey / "decode").mkdir(parents=True)
+    (joey / "tp_rnn_bahdanau.throughput.json").write_text('{"trg_tok_per_s": 1000.0}\n')
+    (joey / "decode" / "tp300_rnn_bahdanau.beam1.json").write_text('{"sent_per_s": 100.0}')
+    (joey / "decode" / "tp300_rnn_bahdanau.beam5.json").write_text(
+        '{"sent_per_s": 80.0, "bleu": 2.0}'
+    )
+    run = {
+        "train": {"tgt_tokens_per_s": 2000.0},
+        "decode": {
+            "greedy": {"sentences_per_s": 300.0},
+            "beam5": {"sentences_per_s": 120.0, "bleu": 4.5},
+        },
+    }
+    results = {
+        "machine": {
+            "date": "d",
+            "cpu": "c",
+            "cpu_count": 2,
+            "torch": "t",
+            "load_average_start": [1],
+        },
+        "settings": {"updates": 300, "skip": 20, "beam_size": 5, "command": "x"},
+        "models": {"rnn_bahdanau": run, "transformer": run},
+    }
+    table = bench.versus_joeynmt(results, joey)
+    bahdanau = next(line for line in table.splitlines() if line.startswith("| rnn_bahdanau"))
+    assert "2.00x (>= 1.5: met)" in bahdanau and "1.50x (>= 2.0: missed)" in bahdanau
+    assert "300.0 / 100.0" in bahdanau and "4.5 / 2.0" in bahdanau
+    transformer = next(line for line in table.splitlines() if line.startswith("| transformer"))
+    assert "2,000.0 / -" in transformer  # JoeyNMT's run is missing: no ratio, no verdict
