@@ -74,7 +74,13 @@ def _train(cfg: DictConfig, run_dir: Path, world: distributed.World) -> float:
     metrics = write_run_metrics(run_dir, cfg, progress, count_parameters(model), tests, data)
     logger.finish(model, metrics)
     for name, result in tests.items():
-        log.info("test BLEU (%s): %.2f  %s", name, result.metrics["bleu"], result.bleu_signature)
+        log.info(
+            "test BLEU (%s): %.2f, exact match %.1f%%  %s",
+            name,
+            result.metrics["bleu"],
+            result.metrics["exact_match"],
+            result.bleu_signature,
+        )
     return best_metric
 
 

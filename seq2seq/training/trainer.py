@@ -279,12 +279,14 @@ class Trainer:
             self.scheduler.step(result.metrics[self.metric])
         self.logger.validation(p.update, result, self.model)
         log.info(
-            "validation at update %d: loss %.4f | ppl %.2f | BLEU %.2f | chrF %.2f%s",
+            "validation at update %d: loss %.4f | ppl %.2f | BLEU %.2f | chrF %.2f"
+            " | exact match %.1f%%%s",
             p.update,
             result.metrics["loss"],
             result.metrics["ppl"],
             result.metrics["bleu"],
             result.metrics["chrf"],
+            result.metrics["exact_match"],
             " | new best" if improved else "",
         )
         self.save(ckpt.LAST)
