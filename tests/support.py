@@ -21,5 +21,6 @@ def compose_config(name: str | None, *overrides: str) -> DictConfig:
 
 @functools.cache  # composing is the slow part of model tests; callers copy before mutating
 def compose_model(*overrides: str) -> DictConfig:
-    """The `model` node alone, e.g. compose_model("+model=rnn", "model/attention=bahdanau")."""
-    return compose_config(None, *overrides).model
+    """The `model` node of the train config, e.g. compose_model("model=rnn",
+    "model/attention=bahdanau") (composed whole: model configs also choose optim/scheduler)."""
+    return compose_config("train", *overrides).model

@@ -25,7 +25,7 @@ from seq2seq.models.wiring import RNNDecoderState
 PAD, BOS, EOS = 0, 2, 3
 VOCAB = 17
 TINY_TRANSFORMER = (
-    "+model=transformer",
+    "model=transformer",
     "model.d_model=32",
     "model.num_heads=4",
     "model.ff_size=64",
@@ -33,7 +33,7 @@ TINY_TRANSFORMER = (
     "model.num_decoder_layers=2",
     "model.step_attention=true",
 )
-TINY_RNN = ("+model=rnn", "model.hidden_size=16", "model.embedding_size=16", "model.dropout=0.0")
+TINY_RNN = ("model=rnn", "model.hidden_size=16", "model.embedding_size=16", "model.dropout=0.0")
 SEARCH = dict(bos_id=BOS, eos_id=EOS, alpha=1.0, max_len_a=1.5, max_len_b=3)
 
 

@@ -37,7 +37,7 @@ STEPS = 15  # more target steps than any source has tokens: local windows run pa
 
 
 def rnn_config(variant: str, *overrides: str) -> DictConfig:
-    return support.compose_model("+model=rnn", f"model/attention={variant}", *overrides)
+    return support.compose_model("model=rnn", f"model/attention={variant}", *overrides)
 
 
 def build_attention(variant: str, *overrides: str) -> Attention:

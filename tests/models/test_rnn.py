@@ -32,7 +32,7 @@ WIRINGS = [("bahdanau", True), ("luong", True), ("luong", False)]
 
 
 def rnn_config(variant: str, *overrides: str) -> DictConfig:
-    return support.compose_model("+model=rnn", f"model/attention={variant}", *overrides)
+    return support.compose_model("model=rnn", f"model/attention={variant}", *overrides)
 
 
 def build(

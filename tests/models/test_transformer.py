@@ -34,7 +34,7 @@ VARIANTS = {
 
 
 def compose_model(name: str = "transformer", overrides: tuple[str, ...] = ()) -> DictConfig:
-    return support.compose_model(f"+model={name}", *overrides)
+    return support.compose_model(f"model={name}", *overrides)
 
 
 def build(overrides: tuple[str, ...] = (), *, seed: int = 0) -> Transformer:
@@ -97,6 +97,31 @@ def test_configs_compose_small_default_and_base_inherits_it():
     model = instantiate(small, src_vocab_size=SRC_VOCAB, tgt_vocab_size=TGT_VOCAB, pad_id=PAD)
     assert (len(model.encoder.layers), len(model.decoder.layers)) == (3, 3)
     assert model.output_layer.weight is model.tgt_embed.token.weight  # tie_output: true
+
+
+def recipe(*overrides: str) -> tuple[str, float, list[float], str]:
+    """(optimizer, lr, betas, schedule) of the train config with these overrides."""
+    cfg = support.compose_config("train", *overrides)
+    schedule = cfg.scheduler._target_.rsplit(".", 1)[-1]
+    if "warmup_updates" in cfg.scheduler:
+        schedule += f"/{cfg.scheduler.warmup_updates}"
+    return cfg.optim._target_.rsplit(".", 1)[-1], cfg.optim.lr, list(cfg.optim.betas), schedule
+
+
+def test_the_transformer_brings_its_training_recipe_and_the_command_line_overrides_it():
+    transformer = ("Adam", 5e-4, [0.9, 0.98], "inverse_sqrt_warmup/400")
+    assert recipe("model=transformer") == transformer
+    assert recipe("model=transformer_base") == transformer
+    assert recipe("experiment=compare_attention", "variant=transformer") == transformer
+    assert recipe("model=rnn") == ("Adam", 3e-4, [0.9, 0.999], "ConstantLR")
+    assert recipe("model=transformer", "scheduler=constant", "optim.lr=1e-3")[1:4:2] == (
+        1e-3,
+        "ConstantLR",
+    )
+    assert recipe("model=transformer", "optim=adamw")[0] == "AdamW"
+    # short comparisons give every variant one constant lr: a warm-up would outlast them
+    for experiment in ("compare_attention_smoke", "compare_attention_quick"):
+        assert recipe(f"experiment={experiment}", "variant=transformer")[3] == "ConstantLR"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

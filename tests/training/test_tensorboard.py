@@ -100,7 +100,8 @@ def test_hparams_hold_the_config_and_final_metrics(events, run):
         name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()
     }
     assert hparams["variant"] == metrics["variant"]
-    assert hparams["model.d_model"] == 32 and hparams["optim.lr"] == pytest.approx(3e-4)
+    # TINY: a d_model 32 Transformer with its own recipe (configs/optim/adam_transformer.yaml)
+    assert hparams["model.d_model"] == 32 and hparams["optim.lr"] == pytest.approx(5e-4)
     assert hparams["data.name"] == "toy_copy"
     assert hparams_metadata.SESSION_END_INFO_TAG in content
     final = {tag: scalars(events, tag)[6] for tag in events.Tags()["scalars"] if "final/" in tag}
