@@ -1,43 +1,68 @@
 #!/bin/bash
 # JoeyNMT 2.3 and this toolkit on the same machine, one after the other, with one command:
 #
-#   scripts/bench_vs_joeynmt.sh [extra seq2seq.bench arguments]
+#   scripts/bench_vs_joeynmt.sh                    # the speed comparison: 300 updates per model
+#   UPDATES=1000 MODELS=rnn_bahdanau,transformer scripts/bench_vs_joeynmt.sh   # quality too
 #
-# 1. JoeyNMT's own scripts (../shared/bench/joeynmt; JOEYNMT_BENCH to move it): setup.sh and
-#    prepare_data.py if not done yet, run_throughput.sh (300 updates per model), run_decode.sh
-#    (greedy and beam 5 on test2016 with those checkpoints), and the same decoding of its Luong
-#    model, which run_decode.sh leaves out;
-# 2. `make bench` here (all four models, ~8 minutes on 2 quiet cores);
-# 3. bench/vs_joeynmt.md: both side by side with the ratios against the speed targets.
+# 1. JoeyNMT (../shared/bench/joeynmt; JOEYNMT_BENCH to move it): setup.sh and prepare_data.py
+#    if not done yet, then for each peer model the commands of its run_throughput.sh (train
+#    UPDATES updates without validation, throughput.py) and run_decode.sh (greedy and beam 5
+#    on test2016 with that checkpoint);
+# 2. `make bench` here with the same models and UPDATES (~8 minutes for all four at 300 on 2
+#    quiet cores);
+# 3. <out>/vs_joeynmt.md: both side by side, the ratios against the speed targets and the BLEU
+#    of each after the same number of updates (bench/ for 300, else bench/updates<N>/), with
+#    JoeyNMT's result files copied to <out>/joeynmt/.
 #
-# JoeyNMT's results go to $RESULTS (default /tmp/joeynmt-bench); bench/loadavg.txt records the
-# load average before each part, as JoeyNMT's scripts do: other work on the machine skews both.
+# JoeyNMT's results go to $RESULTS (default /tmp/joeynmt-bench-<N>); <out>/loadavg.txt records
+# the load average before each part, as JoeyNMT's scripts do: other work on the machine skews
+# both.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 JOEY=${JOEYNMT_BENCH:-$REPO/../shared/bench/joeynmt}
 JOEY=$(cd "$JOEY" && pwd)
-export RESULTS=${RESULTS:-/tmp/joeynmt-bench}
+UPDATES=${UPDATES:-300}
+MODELS=${MODELS:-rnn_bahdanau,rnn_luong_general,rnn_luong_local_p,transformer}
+export RESULTS=${RESULTS:-/tmp/joeynmt-bench-$UPDATES}
+OUT=$REPO/bench
+[ "$UPDATES" = 300 ] || OUT=$REPO/bench/updates$UPDATES
 PY=/tmp/venv-joey/bin/python
-mkdir -p "$REPO/bench" "$RESULTS/decode"
-LOAD="$REPO/bench/loadavg.txt"
+mkdir -p "$OUT" "$RESULTS/decode"
+LOAD="$OUT/loadavg.txt"
 : > "$LOAD"
 stamp() { echo "== $1 $(date -Is) load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOAD"; }
+
+# our model -> JoeyNMT's (it has no local attention: local-p meets its global Luong model)
+peer() { case $1 in rnn_luong_*) echo rnn_luong ;; *) echo "$1" ;; esac; }
 
 stamp "start"
 [ -x "$PY" ] || bash "$JOEY/setup.sh"
 [ -f /tmp/m30k/spm8k.model ] || "$PY" "$JOEY/prepare_data.py"
 
-stamp "joeynmt throughput"
-bash "$JOEY/run_throughput.sh"
-stamp "joeynmt decode"
-bash "$JOEY/run_decode.sh"
-for beam in 1 5; do  # run_decode.sh decodes Bahdanau and the Transformer only
-    (cd "$JOEY" && "$PY" decode.py configs/rnn_luong.yaml /tmp/joey_runs/tp_rnn_luong/latest.ckpt \
-        --beam "$beam" --out "$RESULTS/decode/tp300_rnn_luong.beam$beam" > /dev/null 2>&1)
+PEERS=$(for model in ${MODELS//,/ }; do peer "$model"; done | sort -u)
+cd "$JOEY"
+for run in $PEERS; do
+    stamp "joeynmt train $run"
+    "$PY" train_driver.py "configs/$run.yaml" --model-dir "/tmp/joey_runs/tp_$run" \
+        --updates "$UPDATES" --no-valid --logging-freq 10 --stats "$RESULTS/tp_$run.stats.json" \
+        > "$RESULTS/tp_$run.out" 2>&1
+    "$PY" throughput.py "$RESULTS/tp_$run.stats.json" "/tmp/joey_runs/tp_$run/train.log" \
+        | tee "$RESULTS/tp_$run.throughput.json"
+    for beam in 1 5; do
+        stamp "joeynmt decode $run beam$beam"
+        "$PY" decode.py "configs/$run.yaml" "/tmp/joey_runs/tp_$run/latest.ckpt" --beam "$beam" \
+            --out "$RESULTS/decode/tp${UPDATES}_$run.beam$beam" > /dev/null 2>&1
+    done
 done
 
+# JoeyNMT's result files beside ours, so the comparison can be checked without /tmp
+mkdir -p "$OUT/joeynmt/decode"
+cp "$RESULTS"/*.throughput.json "$OUT/joeynmt/"
+cp "$RESULTS"/decode/*.json "$OUT/joeynmt/decode/"
+
 stamp "seq2seq bench"
-make -C "$REPO" bench ARGS="--joeynmt $RESULTS $*"
+make -C "$REPO" bench \
+    ARGS="--models $MODELS --updates $UPDATES --out $OUT --joeynmt $RESULTS $*"
 stamp "end"
-echo "wrote $REPO/bench/results.md and $REPO/bench/vs_joeynmt.md"
+echo "wrote $OUT/results.md and $OUT/vs_joeynmt.md"

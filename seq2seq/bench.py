@@ -73,7 +73,17 @@ MODELS: dict[str, tuple[str, ...]] = {
         "model.decoder.input_feeding=true",
         "trainer.label_smoothing=0.0",
     ),
-    "transformer": ("model=transformer", "trainer.label_smoothing=0.1"),
+    # JoeyNMT's transformer.yaml: one embedding matrix for source, target and output, Adam
+    # (0.9, 0.98) with a 400-update warm-up to 5e-4, then inverse-square-root decay
+    "transformer": (
+        "model=transformer",
+        "model.share_embeddings=true",
+        "trainer.label_smoothing=0.1",
+        "optim.lr=5e-4",
+        "optim.betas=[0.9,0.98]",
+        "scheduler=noam",
+        "scheduler.warmup_updates=400",
+    ),
 }
 
 NEVER = 10**9  # updates: validation and checkpoints stay out of the measured window
@@ -197,6 +207,9 @@ def decode_speed(
         "batches": len(batches),
         "seconds": round(seconds, 3),
         "sentences_per_s": round(len(hypotheses) / seconds, 2),
+        # how much was generated: sentences/s of an undertrained model that rambles (JoeyNMT's
+        # decode.py records the same count) say less than this
+        "hyp_words": sum(len(h.split()) for h in hypotheses),
         "bleu": round(evaluation.bleu(hypotheses, data.references("test")).score, 2),
     }
 
@@ -330,17 +343,18 @@ JOEYNMT_PEERS = {
 TARGETS = {"rnn": (1.5, 2.0), "transformer": (1.2, 2.0)}
 
 
-def read_joeynmt(results_dir: Path, peer: str, beam_size: int) -> dict[str, Any]:
-    """JoeyNMT's throughput and decoding results for `peer` from run_throughput.sh and
-    run_decode.sh ($RESULTS); a missing file is a missing entry."""
+def read_joeynmt(results_dir: Path, peer: str, beam_size: int, updates: int) -> dict[str, Any]:
+    """JoeyNMT's throughput and decoding results for `peer` after `updates` updates, as
+    run_throughput.sh and run_decode.sh (300 updates) or scripts/bench_vs_joeynmt.sh (any
+    number) leave them in $RESULTS; a missing file is a missing entry."""
 
     def load(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text().strip().splitlines()[-1]) if path.exists() else None
 
     return {
         "train": load(results_dir / f"tp_{peer}.throughput.json"),
-        "greedy": load(results_dir / "decode" / f"tp300_{peer}.beam1.json"),
-        "beam": load(results_dir / "decode" / f"tp300_{peer}.beam{beam_size}.json"),
+        "greedy": load(results_dir / "decode" / f"tp{updates}_{peer}.beam1.json"),
+        "beam": load(results_dir / "decode" / f"tp{updates}_{peer}.beam{beam_size}.json"),
     }
 
 
@@ -352,12 +366,12 @@ def versus_joeynmt(results: dict[str, Any], joeynmt_dir: Path) -> str:
         "",
         f"| model (JoeyNMT peer) | tgt tokens/s ours / JoeyNMT | ratio (target) | greedy sent/s "
         f"ours / JoeyNMT | beam{beam} sent/s ours / JoeyNMT | ratio (target) | "
-        f"BLEU beam{beam} ours / JoeyNMT |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"BLEU beam{beam} ours / JoeyNMT | beam{beam} words out ours / JoeyNMT |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, ours in results["models"].items():
         peer = JOEYNMT_PEERS[name]
-        joey = read_joeynmt(joeynmt_dir, peer, beam)
+        joey = read_joeynmt(joeynmt_dir, peer, beam, results["settings"]["updates"])
         train_target, beam_target = TARGETS["transformer" if name == "transformer" else "rnn"]
         search = ours["decode"][f"beam{beam}"]
         lines.append(
@@ -367,7 +381,8 @@ def versus_joeynmt(results: dict[str, Any], joeynmt_dir: Path) -> str:
             + _pair(ours["decode"]["greedy"]["sentences_per_s"], joey["greedy"], "sent_per_s")
             + " | "
             + _pair(search["sentences_per_s"], joey["beam"], "sent_per_s", beam_target)
-            + f" | {search['bleu']:.1f} / {_get(joey['beam'], 'bleu')} |"
+            + f" | {search['bleu']:.1f} / {_get(joey['beam'], 'bleu')}"
+            + f" | {search['hyp_words']:,} / {_get(joey['beam'], 'hyp_words')} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -58,7 +58,7 @@ def test_bench_writes_results_for_one_tiny_model(tmp_path):
     assert set(run["decode"]) == {"greedy", "beam5"}
     for search in run["decode"].values():
         assert search["sentences"] == 12 and search["sentences_per_s"] > 0
-        assert 0 <= search["bleu"] <= 100
+        assert 0 <= search["bleu"] <= 100 and isinstance(search["hyp_words"], int)
     assert run["parameters"] > 0 and run["peak_memory_mib"] > 0
     assert run["overrides"][: len(bench.REFERENCE)] == list(bench.REFERENCE)
     table = (out / "results.md").read_text()
@@ -112,13 +112,13 @@ def test_comparison_with_joeynmt_gives_ratios_against_the_targets(tmp_path):
     (joey / "tp_rnn_bahdanau.throughput.json").write_text('{"trg_tok_per_s": 1000.0}\n')
     (joey / "decode" / "tp300_rnn_bahdanau.beam1.json").write_text('{"sent_per_s": 100.0}')
     (joey / "decode" / "tp300_rnn_bahdanau.beam5.json").write_text(
-        '{"sent_per_s": 80.0, "bleu": 2.0}'
+        '{"sent_per_s": 80.0, "bleu": 2.0, "hyp_words": 13000}'
     )
     run = {
         "train": {"tgt_tokens_per_s": 2000.0},
         "decode": {
             "greedy": {"sentences_per_s": 300.0},
-            "beam5": {"sentences_per_s": 120.0, "bleu": 4.5},
+            "beam5": {"sentences_per_s": 120.0, "bleu": 4.5, "hyp_words": 12500},
         },
     }
     results = {
@@ -136,5 +136,6 @@ def test_comparison_with_joeynmt_gives_ratios_against_the_targets(tmp_path):
     bahdanau = next(line for line in table.splitlines() if line.startswith("| rnn_bahdanau"))
     assert "2.00x (>= 1.5: met)" in bahdanau and "1.50x (>= 2.0: missed)" in bahdanau
     assert "300.0 / 100.0" in bahdanau and "4.5 / 2.0" in bahdanau
+    assert "12,500 / 13,000.0" in bahdanau  # how much each generated, next to its speed
     transformer = next(line for line in table.splitlines() if line.startswith("| transformer"))
     assert "2,000.0 / -" in transformer  # JoeyNMT's run is missing: no ratio, no verdict
