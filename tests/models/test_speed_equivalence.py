@@ -37,14 +37,6 @@ TINY_RNN = ("model=rnn", "model.hidden_size=16", "model.embedding_size=16", "mod
 SEARCH = dict(bos_id=BOS, eos_id=EOS, alpha=1.0, max_len_a=1.5, max_len_b=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build(*overrides: str, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     cfg = support.compose_model(*overrides)
