@@ -347,6 +347,7 @@ def beam_search(
     beams = _initial_beams(src, max_output_lengths(src_lengths, max_len_a, max_len_b))
     finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
     prev = src.new_full((batch_size,), bos_id)
+    limits = dict(beam_size=beam_size, eos_id=eos_id)  # what finalize and advance both apply
     for t in itertools.count():  # ends at max_len at the latest, where only EOS is allowed
         out = model.step(prev, state)
         at_limit = beams.max_len == t  # (B',)
@@ -354,9 +355,8 @@ def beam_search(
         log_probs = _step_log_probs(out, rows_at_limit, eos_id)
         cands = select_top_k(expand(beams.scores, log_probs), beam_size, log_probs.size(1))
         beams.attention = _append_attention(beams.attention, out, return_attention)
-        settings = dict(beam_size=beam_size, eos_id=eos_id)
-        finalize(cands, beams, finished, **settings, alpha=alpha, src_lens=src_lens)
-        advanced = advance(cands, beams, out.state, at_limit, **settings)
+        finalize(cands, beams, finished, **limits, alpha=alpha, src_lens=src_lens)
+        advanced = advance(cands, beams, out.state, at_limit, **limits)
         if advanced is None:
             break
         beams, state, prev = advanced
