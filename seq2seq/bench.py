@@ -42,7 +42,7 @@ from omegaconf import DictConfig
 from seq2seq import evaluation
 from seq2seq.config import validate_config
 from seq2seq.data import prepare_data
-from seq2seq.pipeline import build_model, count_parameters
+from seq2seq.pipeline import build_model, build_trainer, count_parameters
 from seq2seq.training import runtime
 from seq2seq.training.run_logger import RunLogger
 from seq2seq.training.trainer import UpdateStats
@@ -161,18 +161,15 @@ def _synchronize(device: torch.device) -> None:
 
 
 def train_throughput(
-    cfg: DictConfig, data: Any, model: Any, device: torch.device, skip: int
+    cfg: DictConfig, data: Any, model: Any, device: torch.device, precision: str, skip: int
 ) -> dict[str, float]:
     """Train `model` for `trainer.max_updates` updates with the real Trainer; its throughput."""
-    precision = runtime.resolve_precision(cfg.trainer.precision, device)
     greedy = TimedValidator(data, device, precision, SearchSettings(**cfg.search))
     with tempfile.TemporaryDirectory(prefix="seq2seq-bench-") as run_dir:
         clock = UpdateClock(instantiate(cfg.logger)(run_dir=Path(run_dir)), device)
-        optimizer = instantiate(cfg.optim)(model.parameters())
-        trainer = instantiate(cfg.trainer)(
-            model=model,
-            optimizer=optimizer,
-            scheduler=instantiate(cfg.scheduler)(optimizer),
+        trainer = build_trainer(
+            cfg,
+            model,
             data=data,
             run_dir=Path(run_dir),
             checkpoint_extras={},
@@ -186,10 +183,9 @@ def train_throughput(
 
 
 def decode_speed(
-    cfg: DictConfig, data: Any, model: Any, device: torch.device, beam_size: int
+    cfg: DictConfig, data: Any, model: Any, device: torch.device, precision: str, beam_size: int
 ) -> dict[str, float]:
     """Sentences/s and BLEU of search with `beam_size` on the test split, evaluate's batches."""
-    precision = runtime.resolve_precision(cfg.trainer.precision, device)
     translate = Translator(
         data.tokenizer,
         device,
@@ -228,15 +224,16 @@ def bench_model(
     model = build_model(cfg.model, data.tokenizer).to(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    train = train_throughput(cfg, data, model, device, skip)
-    decode = {"greedy": decode_speed(cfg, data, model, device, 1)}
-    decode[f"beam{beam_size}"] = decode_speed(cfg, data, model, device, beam_size)
+    precision = runtime.resolve_precision(cfg.trainer.precision, device)
+    train = train_throughput(cfg, data, model, device, precision, skip)
+    decode = {"greedy": decode_speed(cfg, data, model, device, precision, 1)}
+    decode[f"beam{beam_size}"] = decode_speed(cfg, data, model, device, precision, beam_size)
     return {
         "overrides": [*REFERENCE, *MODELS[model_name], *overrides],
         "parameters": count_parameters(model),
         "threads": torch.get_num_threads(),
         "device": str(device),
-        "precision": runtime.resolve_precision(cfg.trainer.precision, device),
+        "precision": precision,
         "load_average_start": [round(x, 2) for x in load],
         "train": train,
         "decode": decode,

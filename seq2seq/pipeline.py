@@ -1,4 +1,5 @@
-"""Glue shared by the command-line entry points: build a model, load one from a checkpoint."""
+"""Glue shared by the command-line entry points: build a model and its trainer, load a model
+from a checkpoint."""
 
 from __future__ import annotations
 
@@ -25,6 +26,15 @@ def build_model(model_cfg: DictConfig, tokenizer: Tokenizer) -> Seq2SeqModel:
         tgt_vocab_size=tokenizer.tgt_vocab_size,
         pad_id=tokenizer.pad_id,
     )
+
+
+def build_trainer(cfg: DictConfig, model: Seq2SeqModel, **parts: Any) -> Any:
+    """`cfg.optim` over the model's parameters, `cfg.scheduler` over that, and the
+    `cfg.trainer` Trainer around them; `parts` are its other arguments (data, run_dir,
+    validator, device, logger, ...)."""
+    optimizer = instantiate(cfg.optim)(model.parameters())
+    scheduler = instantiate(cfg.scheduler)(optimizer)
+    return instantiate(cfg.trainer)(model=model, optimizer=optimizer, scheduler=scheduler, **parts)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seq2seq.config import validate_config
-from seq2seq.pipeline import build_model, checkpoint_extras, count_parameters
+from seq2seq.pipeline import build_model, build_trainer, checkpoint_extras, count_parameters
 from seq2seq.reporting import write_run_metrics
 from seq2seq.training import checkpoint as ckpt
 from seq2seq.training import distributed, runtime
@@ -40,17 +40,14 @@ def _train(cfg: DictConfig, run_dir: Path, world: distributed.World) -> float:
 
     data = distributed.prepare_shared_data(world, cfg.data, cfg.tokenizer, cfg.cache_dir, cfg.seed)
     model = build_model(cfg.model, data.tokenizer).to(device)
-    optimizer = instantiate(cfg.optim)(model.parameters())
-    scheduler = instantiate(cfg.scheduler)(optimizer)
     search = SearchSettings(**cfg.search)
     greedy = Validator(data, device, precision, replace(search, beam_size=1))
     logger = instantiate(cfg.logger)(
         run_dir=run_dir, enabled=world.is_main, data=data, translator=greedy.translate
     )
-    trainer = instantiate(cfg.trainer)(
-        model=model,
-        optimizer=optimizer,
-        scheduler=scheduler,
+    trainer = build_trainer(
+        cfg,
+        model,
         data=data,
         run_dir=run_dir,
         checkpoint_extras=checkpoint_extras(cfg, data.tokenizer),
