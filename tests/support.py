@@ -24,3 +24,12 @@ def compose_model(*overrides: str) -> DictConfig:
     """The `model` node of the train config, e.g. compose_model("model=rnn",
     "model/attention=bahdanau") (composed whole: model configs also choose optim/scheduler)."""
     return compose_config("train", *overrides).model
+
+
+def training_recipe(cfg: DictConfig) -> tuple[str, float, list[float], str]:
+    """(optimizer, lr, betas, schedule) of a train config; the schedule with its warm-up
+    length when it has one, e.g. ("Adam", 5e-4, [0.9, 0.98], "inverse_sqrt_warmup/400")."""
+    schedule = cfg.scheduler._target_.rsplit(".", 1)[-1]
+    if "warmup_updates" in cfg.scheduler:
+        schedule += f"/{cfg.scheduler.warmup_updates}"
+    return cfg.optim._target_.rsplit(".", 1)[-1], cfg.optim.lr, list(cfg.optim.betas), schedule

@@ -101,11 +101,7 @@ def test_configs_compose_small_default_and_base_inherits_it():
 
 def recipe(*overrides: str) -> tuple[str, float, list[float], str]:
     """(optimizer, lr, betas, schedule) of the train config with these overrides."""
-    cfg = support.compose_config("train", *overrides)
-    schedule = cfg.scheduler._target_.rsplit(".", 1)[-1]
-    if "warmup_updates" in cfg.scheduler:
-        schedule += f"/{cfg.scheduler.warmup_updates}"
-    return cfg.optim._target_.rsplit(".", 1)[-1], cfg.optim.lr, list(cfg.optim.betas), schedule
+    return support.training_recipe(support.compose_config("train", *overrides))
 
 
 def test_the_transformer_brings_its_training_recipe_and_the_command_line_overrides_it():
