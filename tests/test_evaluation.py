@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
 import random
 import subprocess
 import sys
@@ -13,25 +12,19 @@ from itertools import islice
 from pathlib import Path
 
 import pytest
+import support
 
 from seq2seq import evaluation
-
-REPO = Path(__file__).resolve().parents[1]
-MULTI30K_DIRS = [
-    Path(os.environ.get("SEQ2SEQ_MULTI30K", REPO / "../shared/datasets/multi30k")),
-    Path("/work/shared/datasets/multi30k"),
-]
 
 
 @pytest.fixture(scope="module")
 def references() -> list[str]:
     """The first 300 English validation sentences of Multi30k."""
-    for directory in MULTI30K_DIRS:
-        path = directory / "val.en.gz"
-        if path.exists():
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                return [line.rstrip("\n") for line in islice(f, 300)]
-    pytest.skip(f"Multi30k val.en.gz not found in {[str(d) for d in MULTI30K_DIRS]}")
+    path = support.MULTI30K / "val.en.gz"
+    if not path.exists():
+        support.missing_data(f"Multi30k's val.en.gz is not at {path}")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in islice(f, 300)]
 
 
 def perturb(sentences: list[str], drop: float, swap: float, seed: int = 0) -> list[str]:

@@ -30,7 +30,7 @@ def compose() -> Callable[..., DictConfig]:
 @pytest.fixture(scope="session")
 def multi30k_dir() -> Path:
     if not (MULTI30K / "train.de.gz").is_file():
-        pytest.skip(f"the offline Multi30k copy is not at {MULTI30K}")
+        support.missing_data(f"the offline Multi30k copy is not at {MULTI30K}")
     return MULTI30K
 
 
