@@ -78,12 +78,12 @@ def test_models_train_with_the_optimiser_settings_of_joeynmts_configs(model, rec
     """../shared/bench/joeynmt/configs: rnn_*.yaml Adam 3e-4 at a constant rate,
     transformer.yaml Adam (0.9, 0.98) warmed up over 400 updates to 5e-4, then 1/sqrt decay."""
     cfg = bench.compose_model_config(model, [], updates=7)
-    assert support.training_recipe(cfg) == recipe and cfg.data.max_tokens == 1940
+    assert support.training_recipe(cfg) == recipe and cfg.data.max_tokens == 2250
 
 
 def test_user_overrides_come_after_the_reference_and_model_settings():
     cfg = bench.compose_model_config("rnn_luong_general", ["optim.lr=1e-3"], updates=7)
-    assert cfg.optim.lr == 1e-3 and cfg.data.max_tokens == 1940
+    assert cfg.optim.lr == 1e-3 and cfg.data.max_tokens == 2250
     assert cfg.model.attention._target_.endswith("LuongGeneralAttention")
     assert cfg.trainer.max_updates == 7 and cfg.trainer.label_smoothing == 0.0
 

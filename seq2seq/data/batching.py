@@ -3,8 +3,9 @@
 A batch of B pairs costs B × (S + T): S is its longest source including EOS and T its longest
 target including BOS (tgt_in) / EOS (tgt_out), i.e. the padded sizes the model actually runs on.
 Pairs are sorted by length so padding is small, cut greedily into batches of cost ≤ max_tokens,
-and, for training, the batch order and the tie-breaking among equal lengths are drawn from
-(seed, epoch): the same pair of numbers always gives the same batches in the same order.
+and, for training, the pools that are sorted, the tie-breaking among equal lengths and the
+batch order are drawn from (seed, epoch): the same pair of numbers always gives the same
+batches in the same order.
 """
 
 from __future__ import annotations
@@ -85,13 +86,34 @@ def pack(
     return [order[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def shuffled_order(
-    rows: np.ndarray, src_lengths: np.ndarray, tgt_lengths: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """`rows` longest first (source, then target), equal lengths in random order, so batches
-    differ from epoch to epoch while staying tightly bucketed."""
-    tiebreak = rng.random(len(rows))
-    return rows[np.lexsort((tiebreak, -tgt_lengths[rows], -src_lengths[rows]))]
+def pooled_orders(
+    rows: np.ndarray,
+    src_lengths: np.ndarray,
+    tgt_lengths: np.ndarray,
+    pool_size: int,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """`rows` in random pools of `pool_size` pairs, each pool longest first (see
+    `_longest_first`), equal lengths in random order.
+
+    Batches cut from one pool are tightly bucketed; drawing the pools anew each epoch makes
+    a pair meet different partners, while one pool of the whole corpus (pool_size ≥ len(rows))
+    pads least but groups the same lengths together every epoch.
+    """
+    shuffled = rng.permutation(rows)
+    pools = [shuffled[i : i + pool_size] for i in range(0, len(shuffled), pool_size)]
+    return [pool[_longest_first(src_lengths[pool], tgt_lengths[pool])] for pool in pools]
+
+
+def _longest_first(src_lengths: np.ndarray, tgt_lengths: np.ndarray) -> np.ndarray:
+    """The order that sorts pairs by their longer side, then source, then target, longest first.
+
+    Both sides' maxima set a batch's cost, so neighbours should be alike on both: in a small
+    pool, sorting by source first leaves the targets of one batch far apart. lexsort is
+    stable: equal lengths keep the order they came in.
+    """
+    longer = np.maximum(src_lengths, tgt_lengths)
+    return np.lexsort((-tgt_lengths, -src_lengths, -longer))
 
 
 def sorted_order(src_lengths: np.ndarray, tgt_lengths: np.ndarray) -> np.ndarray:

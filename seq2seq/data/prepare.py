@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.data.batch import Batch
-from seq2seq.data.batching import Ragged, collate, encode_texts, pack, shuffled_order, sorted_order
+from seq2seq.data.batching import Ragged, collate, encode_texts, pack, pooled_orders, sorted_order
 from seq2seq.data.sources import SPLITS
 from seq2seq.data.tokenizer import Tokenizer
 
@@ -40,7 +40,14 @@ def prepare_data(
     if tokenizer is None:
         trainer = instantiate(tokenizer_cfg, _partial_=True)()
         tokenizer = trainer.fit(raw["train"]["source"], raw["train"]["target"], Path(cache_dir))
-    return PreparedData(raw, tokenizer, data_cfg.max_tokens, data_cfg.max_length, seed)
+    return PreparedData(
+        raw,
+        tokenizer,
+        data_cfg.max_tokens,
+        data_cfg.max_length,
+        seed,
+        bucket_pool=data_cfg.get("bucket_pool", 0),
+    )
 
 
 def check_data_config(cfg: DictConfig) -> None:
@@ -53,6 +60,8 @@ def check_data_config(cfg: DictConfig) -> None:
     for key in ("max_tokens", "max_length"):
         if not _is_positive_int(value := cfg.get(key)):
             problems.append(f"data.{key} must be a positive integer, got {value!r}")
+    if not _is_count(value := cfg.get("bucket_pool", 0)):
+        problems.append(f"data.bucket_pool must be 0 or a positive integer, got {value!r}")
     for key in ("src_lang", "tgt_lang"):
         if not (isinstance(value := cfg.get(key), str) and value):
             problems.append(f"data.{key} must be a language code, got {value!r}")
@@ -65,7 +74,11 @@ def check_data_config(cfg: DictConfig) -> None:
 
 
 def _is_positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return _is_count(value) and value > 0
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _check_splits(raw: DatasetDict) -> None:
@@ -102,16 +115,27 @@ class PreparedData:
     """The splits as raw text and as subword ids, with their tokenizer, ready to batch.
 
     Training pairs with more than `max_length` subword tokens on either side are dropped (and
-    counted); validation and test are never filtered.
+    counted); validation and test are never filtered. Each epoch, training pairs are bucketed
+    by length within random pools of about `bucket_pool` batches' worth of pairs (0: one pool,
+    the whole corpus).
     """
 
     def __init__(
-        self, raw: DatasetDict, tokenizer: Tokenizer, max_tokens: int, max_length: int, seed: int
+        self,
+        raw: DatasetDict,
+        tokenizer: Tokenizer,
+        max_tokens: int,
+        max_length: int,
+        seed: int,
+        bucket_pool: int = 0,
     ) -> None:
         if not (isinstance(seed, int) and seed >= 0):
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if not _is_count(bucket_pool):
+            raise ValueError(f"bucket_pool must be 0 or a positive integer, got {bucket_pool!r}")
         self.raw, self.tokenizer = raw, tokenizer
         self.max_tokens, self.max_length, self.seed = max_tokens, max_length, seed
+        self.bucket_pool = bucket_pool
         self.encoded = {split: EncodedPairs.encode(tokenizer, raw[split]) for split in SPLITS}
         train = self.encoded["train"]
         too_long = (train.source.lengths > max_length) | (train.target.lengths > max_length)
@@ -148,8 +172,17 @@ class PreparedData:
         if split != "train":
             return self._pack(split, sorted_order(*lengths))
         rng = np.random.default_rng([self.seed, epoch])
-        groups = self._pack(split, shuffled_order(self.train_rows, *lengths, rng))
+        pools = pooled_orders(self.train_rows, *lengths, self._pool_size(), rng)
+        groups = [group for pool in pools for group in self._pack(split, pool)]
         return [groups[i] for i in rng.permutation(len(groups))]
+
+    def _pool_size(self) -> int:
+        """Training pairs in `bucket_pool` batches of average-cost pairs (all when 0)."""
+        if self.bucket_pool == 0:
+            return len(self.train_rows)
+        src, tgt = self.encoded["train"].padded_lengths
+        mean_cost = float(np.mean(src[self.train_rows] + tgt[self.train_rows]))
+        return max(1, round(self.bucket_pool * self.max_tokens / mean_cost))
 
     def _pack(self, split: str, order: np.ndarray) -> list[np.ndarray]:
         def too_long(row: int, cost: int) -> str:

@@ -60,6 +60,54 @@ def test_shuffling_is_reproducible_from_seed_and_epoch(data: PreparedData) -> No
     assert row_order(reseeded.batches("train", epoch=3)) != row_order(first)
 
 
+def partners(batches: list[Batch]) -> dict[int, set[int]]:
+    """Each training pair's batch-mates."""
+    mates = {}
+    for batch in batches:
+        rows = set(batch.indices.tolist())
+        mates.update((row, rows - {row}) for row in rows)
+    return mates
+
+
+def share_of_partners_kept(data: PreparedData) -> float:
+    """Of each pair's batch-mates in epoch 0, the share that meet it again in epoch 1."""
+    before, after = partners(data.batches("train", 0)), partners(data.batches("train", 1))
+    kept = sum(len(before[row] & after[row]) for row in before)
+    return kept / sum(len(mates) for mates in before.values())
+
+
+def padding_share(batches: list[Batch]) -> float:
+    real = sum(b.num_src_tokens + b.num_tgt_tokens for b in batches)
+    return 1 - real / sum(cost(b) for b in batches)
+
+
+def test_pooled_bucketing_mixes_partners_and_keeps_batches_tight(data: PreparedData) -> None:
+    one_pool = data  # bucket_pool=0: the whole corpus sorted at once
+    pooled = PreparedData(data.raw, data.tokenizer, MAX_TOKENS, 25, seed=7, bucket_pool=4)
+    assert 0 < pooled._pool_size() < len(pooled.train_rows)
+    for epoch in (0, 1):
+        assert sorted(row_order(pooled.batches("train", epoch))) == sorted(data.train_rows)
+        assert all(cost(b) <= MAX_TOKENS for b in pooled.batches("train", epoch))
+    # one sorted corpus keeps pairs of equal length together every epoch; pools do not
+    assert share_of_partners_kept(one_pool) > 2 * share_of_partners_kept(pooled)
+    padding = padding_share(pooled.batches("train"))
+    assert padding_share(one_pool.batches("train")) < padding < 0.25
+
+
+def length_ranges_overlap(batches: list[Batch]) -> bool:
+    """Whether two batches' pair lengths (the longer side) interleave, as batches cut from
+    separately sorted pools do."""
+    longer = [torch.maximum(b.src_lengths, b.tgt_lengths) for b in batches]
+    ranges = sorted((side.min().item(), side.max().item()) for side in longer)
+    return any(low < previous_high for (_, previous_high), (low, _) in zip(ranges, ranges[1:]))
+
+
+def test_bucket_pool_of_zero_cuts_one_sorted_corpus(data: PreparedData) -> None:
+    pooled = PreparedData(data.raw, data.tokenizer, MAX_TOKENS, 25, seed=7, bucket_pool=4)
+    assert not length_ranges_overlap(data.batches("train"))
+    assert length_ranges_overlap(pooled.batches("train"))
+
+
 def test_tensors_and_masks_match_the_encoded_sentences(data: PreparedData) -> None:
     tok = data.tokenizer
     sources, targets = data.sources("validation"), data.references("validation")

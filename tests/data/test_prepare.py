@@ -30,6 +30,7 @@ def test_every_data_config_composes_and_builds_its_source(compose, name: str, tm
         (["data.max_tokens=-5"], "data.max_tokens must be a positive integer, got -5"),
         (["data.max_length=0"], "data.max_length must be a positive integer, got 0"),
         (["data.max_tokens=2.5"], "data.max_tokens must be a positive integer, got 2.5"),
+        (["data.bucket_pool=-1"], "data.bucket_pool must be 0 or a positive integer, got -1"),
         (["data.tgt_lang=de"], "data.src_lang and data.tgt_lang must differ, both are 'de'"),
         (["data.src_lang=xx"], "data.src_lang: unknown language code 'xx'"),
         (["data=tsv", "data.root=???"], r"data\.root must be set, e.g. data\.root=<value>"),
