@@ -135,7 +135,6 @@ class PreparedData:
             raise ValueError(f"bucket_pool must be 0 or a positive integer, got {bucket_pool!r}")
         self.raw, self.tokenizer = raw, tokenizer
         self.max_tokens, self.max_length, self.seed = max_tokens, max_length, seed
-        self.bucket_pool = bucket_pool
         self.encoded = {split: EncodedPairs.encode(tokenizer, raw[split]) for split in SPLITS}
         train = self.encoded["train"]
         too_long = (train.source.lengths > max_length) | (train.target.lengths > max_length)
@@ -152,6 +151,7 @@ class PreparedData:
                 f"no training pairs left: all {len(too_long)} are longer than "
                 f"data.max_length={max_length} subword tokens on some side; raise data.max_length"
             )
+        self.pool_size = self._pairs_per_pool(bucket_pool)
         self._eval_batches: dict[str, list[Batch]] = {}
 
     def batches(self, split: str, epoch: int = 0) -> list[Batch]:
@@ -172,17 +172,17 @@ class PreparedData:
         if split != "train":
             return self._pack(split, sorted_order(*lengths))
         rng = np.random.default_rng([self.seed, epoch])
-        pools = pooled_orders(self.train_rows, *lengths, self._pool_size(), rng)
+        pools = pooled_orders(self.train_rows, *lengths, self.pool_size, rng)
         groups = [group for pool in pools for group in self._pack(split, pool)]
         return [groups[i] for i in rng.permutation(len(groups))]
 
-    def _pool_size(self) -> int:
+    def _pairs_per_pool(self, bucket_pool: int) -> int:
         """Training pairs in `bucket_pool` batches of average-cost pairs (all when 0)."""
-        if self.bucket_pool == 0:
+        if bucket_pool == 0:
             return len(self.train_rows)
         src, tgt = self.encoded["train"].padded_lengths
         mean_cost = float(np.mean(src[self.train_rows] + tgt[self.train_rows]))
-        return max(1, round(self.bucket_pool * self.max_tokens / mean_cost))
+        return max(1, round(bucket_pool * self.max_tokens / mean_cost))
 
     def _pack(self, split: str, order: np.ndarray) -> list[np.ndarray]:
         def too_long(row: int, cost: int) -> str:

@@ -84,7 +84,7 @@ def padding_share(batches: list[Batch]) -> float:
 def test_pooled_bucketing_mixes_partners_and_keeps_batches_tight(data: PreparedData) -> None:
     one_pool = data  # bucket_pool=0: the whole corpus sorted at once
     pooled = PreparedData(data.raw, data.tokenizer, MAX_TOKENS, 25, seed=7, bucket_pool=4)
-    assert 0 < pooled._pool_size() < len(pooled.train_rows)
+    assert 0 < pooled.pool_size < len(pooled.train_rows)
     for epoch in (0, 1):
         assert sorted(row_order(pooled.batches("train", epoch))) == sorted(data.train_rows)
         assert all(cost(b) <= MAX_TOKENS for b in pooled.batches("train", epoch))
