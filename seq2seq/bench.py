@@ -120,15 +120,18 @@ class UpdateClock:
     def flush(self) -> None:
         self.inner.flush()
 
-    def throughput(self, skip: int, excluded_seconds: float) -> dict[str, float]:
-        """Updates skip + 1 .. N: from the end of update `skip` to the end of the last one."""
+    def throughput(self, skip: int, excluded: list[tuple[float, float]]) -> dict[str, float]:
+        """Updates skip + 1 .. N: from the end of update `skip` to the end of the last one, less
+        the `excluded` (start, end) spans within that window."""
         measured = len(self.stamps) - skip
         if skip < 1 or measured < 1:
             raise ValueError(
                 f"need 1 <= skip < updates to measure anything, got skip={skip} of "
                 f"{len(self.stamps)} updates"
             )
-        seconds = self.stamps[-1] - self.stamps[skip - 1] - excluded_seconds
+        begin, end = self.stamps[skip - 1], self.stamps[-1]
+        inside = sum(b - a for a, b in excluded if begin <= a and b <= end)
+        seconds = end - begin - inside
         tokens = sum(self.tgt_tokens[skip:])
         return {
             "updates_measured": measured,
@@ -140,17 +143,19 @@ class UpdateClock:
 
 
 class TimedValidator(Validator):
-    """A validator that counts its seconds, which the throughput then leaves out (an epoch end
-    validates whatever `trainer.validate_every` says; small data sets reach one)."""
+    """A validator that notes when it ran, so the throughput can leave those spans out (an epoch
+    end validates whatever `trainer.validate_every` says, and the run's end validates)."""
 
-    seconds = 0.0
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spans: list[tuple[float, float]] = []
 
     def run(self, model: Any, split: str, progress: bool = False) -> ValidationResult:
         start = time.perf_counter()
         try:
             return super().run(model, split, progress)
         finally:
-            self.seconds += time.perf_counter() - start
+            self.spans.append((start, time.perf_counter()))
 
 
 def _synchronize(device: torch.device) -> None:
@@ -177,7 +182,7 @@ def train_throughput(
         )
         trainer.fit()
         clock.inner.close()
-    return clock.throughput(skip, excluded_seconds=greedy.seconds)
+    return clock.throughput(skip, excluded=greedy.spans)
 
 
 def decode_speed(

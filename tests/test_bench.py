@@ -35,15 +35,18 @@ def test_throughput_counts_updates_after_skip_between_their_end_times():
     clock = bench.UpdateClock(FakeLogger(), torch.device("cpu"))
     clock.stamps = [10.0, 11.0, 13.0, 14.0, 18.0]  # end of updates 1..5
     clock.tgt_tokens = [999, 999, 100, 200, 300]
-    measured = clock.throughput(skip=2, excluded_seconds=1.0)
-    # updates 3..5 ran from the end of update 2 (11.0) to the end of update 5 (18.0), less 1 s
+    # validations: after update 1 (before the window), after update 3, after the last update
+    validations = [(10.5, 10.9), (13.2, 14.2), (18.5, 25.0)]
+    measured = clock.throughput(skip=2, excluded=validations)
+    # updates 3..5 ran from the end of update 2 (11.0) to the end of update 5 (18.0), less the
+    # 1 s of the validation inside that window
     assert measured["updates_measured"] == 3
-    assert measured["seconds"] == 6.0
+    assert measured["seconds"] == pytest.approx(6.0)
     assert measured["tgt_tokens_per_s"] == pytest.approx(600 / 6)
     assert measured["updates_per_s"] == pytest.approx(3 / 6)
     assert measured["tgt_tokens_per_update"] == 200
     with pytest.raises(ValueError, match="skip"):
-        clock.throughput(skip=5, excluded_seconds=0.0)
+        clock.throughput(skip=5, excluded=[])
 
 
 def test_bench_writes_results_for_one_tiny_model(tmp_path):

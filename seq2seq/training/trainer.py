@@ -125,6 +125,8 @@ class Trainer:
         while not self.progress.stop_reason:
             self._run_epoch()
         log.info("stopped: %s", self.progress.stop_reason)
+        if not self._validated_last_update():  # a budget ended the run between validations
+            self._validate()
         self.save(ckpt.LAST)
         self.logger.flush()
         return self.progress
@@ -292,6 +294,10 @@ class Trainer:
         self.save(ckpt.LAST)
         if improved:
             self.save(ckpt.BEST)
+
+    def _validated_last_update(self) -> bool:
+        p = self.progress
+        return bool(p.validations) and p.validations[-1]["update"] == p.update
 
     def _timed_validation(self) -> tuple[ValidationResult, float]:
         start = time.perf_counter()

@@ -113,3 +113,17 @@ def test_run_directory_has_everything_a_number_needs(tiny_config, tmp_path):
     assert metrics["config"]["model"]["d_model"] == 32
     hyps = (run / "test.greedy.hyp").read_text().splitlines()
     assert len(hyps) == len((run / "test.ref").read_text().splitlines()) == 30
+
+
+def test_a_budget_ending_between_validations_validates_the_last_update(tiny_config, tmp_path):
+    # 16 updates an epoch: the budget of 7 ends mid-epoch, 5 updates after the last validation
+    train(tiny_config("trainer.max_updates=7", "trainer.validate_every=2"), tmp_path / "a")
+    updates = [
+        v["update"]
+        for v in json.loads((tmp_path / "a" / "metrics.json").read_text())["validations"]
+    ]
+    assert updates == [2, 4, 6, 7]
+    # a run that ends on a validation is not validated twice
+    train(tiny_config("trainer.max_updates=6", "trainer.validate_every=2"), tmp_path / "b")
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert [v["update"] for v in metrics["validations"]] == [2, 4, 6]
