@@ -1,11 +1,11 @@
-"""Learning-rate schedules that torch.optim.lr_scheduler lacks, built on its LambdaLR."""
+"""Learning-rate schedules: those torch.optim.lr_scheduler lacks, and its own set up for configs."""
 
 from __future__ import annotations
 
 import math
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
 
 
 def inverse_sqrt_warmup(optimizer: Optimizer, warmup_updates: int = 4000) -> LambdaLR:
@@ -21,3 +21,32 @@ def inverse_sqrt_warmup(optimizer: Optimizer, warmup_updates: int = 4000) -> Lam
         return min(update / warmup_updates, math.sqrt(warmup_updates / update))
 
     return LambdaLR(optimizer, factor)
+
+
+def one_cycle(
+    optimizer: Optimizer, total_updates: int | None, warmup_updates: int = 100
+) -> OneCycleLR:
+    """Warm up to the optimizer's lr over `warmup_updates`, then anneal it (cosine) to nearly
+    zero at update `total_updates`: torch's OneCycleLR (Smith & Topin, 2019) without its
+    momentum cycle, so Adam's betas stay as `optim` sets them.
+
+    For runs with a fixed budget (trainer.max_updates): the weights settle as the lr falls, so
+    the last update is the run's best rather than one noisy point of a still-moving curve.
+    """
+    if total_updates is None or total_updates < 2:
+        raise ValueError(
+            "scheduler=one_cycle anneals over the whole run, so it needs trainer.max_updates "
+            f"(scheduler.total_updates) >= 2, got {total_updates}"
+        )
+    if not 1 <= warmup_updates < total_updates:
+        raise ValueError(
+            f"scheduler.warmup_updates must be in [1, {total_updates}) (scheduler.total_updates), "
+            f"got {warmup_updates}"
+        )
+    return OneCycleLR(
+        optimizer,
+        max_lr=[group["lr"] for group in optimizer.param_groups],
+        total_steps=total_updates,
+        pct_start=warmup_updates / total_updates,
+        cycle_momentum=False,
+    )
