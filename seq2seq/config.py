@@ -6,9 +6,11 @@ and name the key in the message. Group-specific checks (data, model) live with t
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.data import check_data_config
@@ -71,6 +73,25 @@ def validate_config(cfg: DictConfig) -> None:
     device = str(cfg.get("device", "auto"))
     if not (device in ("auto", "cpu") or device.startswith("cuda")):
         problems.append(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    problems += _foreign_scheduler_keys(cfg)
     if problems:
         raise ValueError("invalid config:\n  " + "\n  ".join(problems))
     check_data_config(cfg.data)
+
+
+def _foreign_scheduler_keys(cfg: DictConfig) -> list[str]:
+    """Keys of `scheduler` its class does not take: two schedules' settings merged, as when a
+    recipe that sets a schedule meets another `scheduler=` choice (a TypeError later)."""
+    scheduler = cfg.get("scheduler")
+    if scheduler is None or "_target_" not in scheduler:
+        return []
+    parameters = inspect.signature(get_object(scheduler._target_)).parameters
+    foreign = [k for k in scheduler if not k.startswith("_") and k not in parameters]
+    if not foreign:
+        return []
+    return [
+        f"scheduler keys {foreign} are not settings of {scheduler._target_}: the settings of "
+        "two schedules were merged. A recipe (configs/recipe/<data>_<model>.yaml) sets the "
+        "schedule of its data/model pair; to train that pair with another scheduler=, add "
+        "~recipe (which drops the whole recipe)"
+    ]

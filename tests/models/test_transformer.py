@@ -6,6 +6,8 @@ config users run is the one tested.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import support
 import torch
@@ -13,8 +15,10 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from seq2seq.config import validate_config
 from seq2seq.decoding import search
 from seq2seq.models.transformer import Transformer, TransformerState
+from seq2seq.train import train
 
 PAD, BOS, EOS = 0, 2, 3
 SRC_VOCAB, TGT_VOCAB = 11, 13  # unequal, so swapping the two vocabularies would show
@@ -118,6 +122,56 @@ def test_the_transformer_brings_its_training_recipe_and_the_command_line_overrid
     # short comparisons give every variant one constant lr: a warm-up would outlast them
     for experiment in ("compare_attention_smoke", "compare_attention_quick"):
         assert recipe(f"experiment={experiment}", "variant=transformer")[3] == "ConstantLR"
+
+
+def toy_settings(*overrides: str) -> tuple[str, float, float, int | None, float]:
+    """(schedule, dropout, label smoothing, max updates, lr) of the train config."""
+    cfg = support.compose_config("train", *overrides)
+    schedule = support.training_recipe(cfg)[3]
+    return (
+        schedule,
+        cfg.model.dropout,
+        cfg.trainer.label_smoothing,
+        cfg.trainer.max_updates,
+        (cfg.optim.lr),
+    )
+
+
+def test_the_toy_reverse_task_brings_a_short_annealed_unregularised_recipe():
+    pair = ("model=transformer", "data=toy_reverse")
+    assert toy_settings(*pair) == ("one_cycle/60", 0.0, 0.0, 800, 1e-3)
+    cfg = support.compose_config("train", *pair)
+    assert cfg.scheduler.total_updates == cfg.trainer.max_updates  # anneals over the budget
+    # values on the command line still win, and ~recipe gives the Transformer's own recipe
+    assert toy_settings(*pair, "trainer.max_updates=900", "model.dropout=0.1")[1:4] == (
+        0.1,
+        0.0,
+        900,
+    )
+    assert (
+        support.compose_config("train", *pair, "trainer.max_updates=900").scheduler["total_updates"]
+        == 900
+    )
+    default = ("inverse_sqrt_warmup/400", 0.1, 0.1, None, 5e-4)
+    assert toy_settings(*pair, "~recipe") == default
+    assert toy_settings("model=transformer") == default
+    # other pairs have no recipe, and comparisons give every variant the same settings
+    assert toy_settings("model=transformer_base", "data=toy_reverse")[1:3] == (0.1, 0.1)
+    smoke = ("experiment=compare_attention_smoke", "variant=transformer", "data=toy_reverse")
+    assert toy_settings(*smoke)[:3] == ("ConstantLR", 0.1, 0.1)
+
+
+def test_another_scheduler_for_a_pair_with_a_recipe_fails_up_front_naming_the_way_out():
+    cfg = support.compose_config(
+        "train", "model=transformer", "data=toy_reverse", "scheduler=constant"
+    )
+    with pytest.raises(ValueError, match=r"scheduler keys \['factor', 'total_iters'\].*~recipe"):
+        validate_config(cfg)
+    validate_config(
+        support.compose_config(
+            "train", "model=transformer", "data=toy_reverse", "scheduler=constant", "~recipe"
+        )
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -340,3 +394,24 @@ def test_learns_to_reverse_held_out_sequences(reverser, beam_size):
     expected = [row[:n].tolist() for row, n in zip(tgt_out, src_len.tolist())]
     exact = sum(h[0].tokens == e for h, e in zip(hypotheses, expected)) / len(expected)
     assert exact >= 0.95
+
+
+@pytest.mark.slow
+def test_the_toy_reverse_command_learns_the_task(tmp_path):
+    """`python -m seq2seq.train model=transformer data=toy_reverse` as users run it, recipe and
+    all: >= 95% exact match on the 500 held-out test sentences (none is a training sentence),
+    greedy and beam. ~5 minutes on 2 cores."""
+    cfg = support.compose_config(
+        "train",
+        "model=transformer",
+        "data=toy_reverse",
+        f"cache_dir={tmp_path / 'cache'}",
+        "trainer.progress=false",
+    )
+    train(cfg, tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["train"]["updates"] == cfg.trainer.max_updates
+    assert {name: result["exact_match"] >= 95 for name, result in metrics["test"].items()} == {
+        "greedy": True,
+        "beam5": True,
+    }
