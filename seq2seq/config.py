@@ -86,6 +86,8 @@ def _foreign_scheduler_keys(cfg: DictConfig) -> list[str]:
     if scheduler is None or "_target_" not in scheduler:
         return []
     parameters = inspect.signature(get_object(scheduler._target_)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return []  # takes any key
     foreign = [k for k in scheduler if not k.startswith("_") and k not in parameters]
     if not foreign:
         return []
