@@ -128,13 +128,8 @@ def toy_settings(*overrides: str) -> tuple[str, float, float, int | None, float]
     """(schedule, dropout, label smoothing, max updates, lr) of the train config."""
     cfg = support.compose_config("train", *overrides)
     schedule = support.training_recipe(cfg)[3]
-    return (
-        schedule,
-        cfg.model.dropout,
-        cfg.trainer.label_smoothing,
-        cfg.trainer.max_updates,
-        (cfg.optim.lr),
-    )
+    trainer = cfg.trainer
+    return schedule, cfg.model.dropout, trainer.label_smoothing, trainer.max_updates, cfg.optim.lr
 
 
 def test_the_toy_reverse_task_brings_a_short_annealed_unregularised_recipe():
