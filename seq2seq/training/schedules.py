@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
@@ -21,6 +22,19 @@ def inverse_sqrt_warmup(optimizer: Optimizer, warmup_updates: int = 4000) -> Lam
         return min(update / warmup_updates, math.sqrt(warmup_updates / update))
 
     return LambdaLR(optimizer, factor)
+
+
+class _BudgetedOneCycle(OneCycleLR):
+    """OneCycleLR that refuses a saved state of another length instead of failing mid-run."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict["total_steps"] != self.total_steps:
+            raise ValueError(
+                f"the checkpoint's scheduler=one_cycle anneals over {state_dict['total_steps']} "
+                f"updates, but trainer.max_updates is now {self.total_steps}: an annealed "
+                "schedule cannot be stretched; resume with the budget the run started with"
+            )
+        super().load_state_dict(state_dict)
 
 
 def one_cycle(
@@ -43,7 +57,7 @@ def one_cycle(
             f"scheduler.warmup_updates must be in [1, {total_updates}) (scheduler.total_updates), "
             f"got {warmup_updates}"
         )
-    return OneCycleLR(
+    return _BudgetedOneCycle(
         optimizer,
         max_lr=[group["lr"] for group in optimizer.param_groups],
         total_steps=total_updates,

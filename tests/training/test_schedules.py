@@ -65,3 +65,15 @@ def test_one_cycle_continues_from_its_state_dict():
 def test_one_cycle_without_a_budget_names_the_key(overrides, message):
     with pytest.raises(ValueError, match=message):
         lrs_of(one_cycle(*overrides), 1)
+
+
+def test_one_cycle_refuses_the_state_of_a_run_with_another_budget():
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    saved = instantiate(one_cycle("trainer.max_updates=50", "scheduler.warmup_updates=5"))(
+        optimizer
+    ).state_dict()
+    longer = instantiate(one_cycle("trainer.max_updates=80", "scheduler.warmup_updates=5"))
+    with pytest.raises(
+        ValueError, match="anneals over 50 updates, but trainer.max_updates is now 80"
+    ):
+        longer(optimizer).load_state_dict(saved)
