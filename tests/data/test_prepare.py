@@ -92,6 +92,9 @@ def test_module_entry_point_prints_the_statistics(capsys, tmp_path: Path) -> Non
     out = capsys.readouterr().out
     assert "data: toy_copy src-tgt" in out
     assert "vocabulary: 24 joint" in out
+    (model,) = (tmp_path / "toy_copy" / "tokenizers").glob("*.model")
+    assert f"files under {tmp_path / 'toy_copy'}:" in out
+    assert f"  tokenizers/{model.name}  0." in out  # with its size in MB
     for split, values in stats["splits"].items():
         (row,) = [line.split() for line in out.splitlines() if line.startswith(split)]
         assert row[1:5] == [
