@@ -165,7 +165,12 @@ class SubwordTrainer:
         cache = Path(cache_dir) / TOKENIZERS
         src, tgt = languages
         if self.joint:
-            return Tokenizer(self._model([*sources, *targets], cache, "joint", f"{src}+{tgt}"))
+            # languages in name order, so de→en and en→de train on the same text and share it
+            (first, first_lines), (second, second_lines) = sorted(
+                [(src, sources), (tgt, targets)], key=lambda side: side[0]
+            )
+            lines = [*first_lines, *second_lines]
+            return Tokenizer(self._model(lines, cache, "joint", f"{first}+{second}"))
         return Tokenizer(
             self._model(sources, cache, "source", src), self._model(targets, cache, "target", tgt)
         )

@@ -86,6 +86,12 @@ def test_a_second_run_reuses_the_downloads_and_the_tokenizer(
         _prepare(compose, small_multi30k, cache, "data.tgt_lang=fr")
     assert caplog.text.count("downloaded file://") == 3
     assert len(list((home / "tokenizers").glob("unigram-500-de+fr-*.model"))) == 1
+    # the other direction trains on the same text: nothing new to fetch or train
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        backwards = _prepare(compose, small_multi30k, cache, "data.src_lang=en", "data.tgt_lang=de")
+    assert "downloaded" not in caplog.text and "trained" not in caplog.text
+    assert backwards.tokenizer.to_bytes() == first.tokenizer.to_bytes()
 
 
 def _without_hashes(name: str) -> str:
