@@ -9,6 +9,7 @@ data set's files lie (`data/<data.name>/` of the checkout by default, see data/R
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,9 @@ def format_files(home: Path, root: str | None, listed: int = 8) -> str:
 
 
 def _shown(path: Path) -> str:
-    """`path` relative to the working directory when inside it: shorter, and what a user types."""
-    path = path.resolve()
+    """`path` relative to the working directory when inside it: shorter, and what a user types
+    (symbolic links kept as the user wrote them)."""
+    path = Path(os.path.abspath(path))
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
