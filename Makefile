@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 # default config downloads it from the public repository.
 DATA_ROOT ?= $(wildcard ../shared/datasets/multi30k)
 DATA_ARG := $(if $(DATA_ROOT),data.root=$(abspath $(DATA_ROOT)),)
-# where the toolkit keeps downloads and prepared data (cache_dir): data/ of this checkout unless
-# SEQ2SEQ_CACHE moves it; clean-data empties the one named here
-DATA_HOME ?= $(or $(SEQ2SEQ_CACHE),data)
+# the folder clean-data empties: data/ of this checkout, where downloads and prepared data go
+# unless SEQ2SEQ_CACHE or cache_dir= moved them (then name that folder explicitly)
+DATA_HOME ?= data
 NPROC ?= 2
 ARGS ?=
 
