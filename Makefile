@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 # default config downloads it from the public repository.
 DATA_ROOT ?= $(wildcard ../shared/datasets/multi30k)
 DATA_ARG := $(if $(DATA_ROOT),data.root=$(abspath $(DATA_ROOT)),)
+# the folder clean-data empties: data/ of this checkout, where downloads and prepared data go
+# unless SEQ2SEQ_CACHE or cache_dir= moved them (then name that folder explicitly)
+DATA_HOME ?= data
 NPROC ?= 2
 ARGS ?=
 
-.PHONY: help install train data test test-slow lint bench compare train-ddp clean
+.PHONY: help install train data clean-data test test-slow lint bench compare train-ddp clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,8 +29,15 @@ install: $(STAMP)  ## create .venv with torch 2.13.0 (CPU) and the package
 train: $(STAMP)  ## train the default experiment (Multi30k de-en, RNN + Bahdanau) and report test BLEU
 	$(PY) -m seq2seq.train $(DATA_ARG) $(ARGS)
 
-data: $(STAMP)  ## print split sizes, vocabulary and batch counts of the default data set
+data: $(STAMP)  ## prepare the default data set: split sizes, vocabulary, batches, where its files lie
 	$(PY) -m seq2seq.data $(DATA_ARG) $(ARGS)
+
+# Only the folders the toolkit writes in each data set's folder go (see seq2seq/paths.py):
+# data/README.md and any corpus of your own under data/ stay.
+clean-data:  ## remove what was downloaded or prepared under DATA_HOME (default data/)
+	@test ! -d $(DATA_HOME) || find $(DATA_HOME) -mindepth 2 -maxdepth 2 -type d \( -name downloads \
+	  -o -name tokenizers -o -name hub \) -prune -printf 'removing %p\n' -exec rm -rf -- {} +
+	@test ! -d $(DATA_HOME) || find $(DATA_HOME) -mindepth 1 -maxdepth 1 -type d -empty -delete
 
 test: $(STAMP)  ## fast test suite (a few minutes on 2 cores)
 	$(PY) -m pytest -m "not slow" -q $(ARGS)

@@ -2,12 +2,14 @@
 
 Composes `configs/train.yaml` like training does (same overrides, e.g. `data=toy_reverse` or
 `data.root=../shared/datasets/multi30k data.src_lang=en data.tgt_lang=fr`), but without
-Hydra's run directory: this command only reads data and fills the cache.
+Hydra's run directory: this command only reads data and fills the cache, then says where the
+data set's files lie (`data/<data.name>/` of the checkout by default, see data/README.md).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
+from seq2seq.data.files import is_url
 from seq2seq.data.prepare import prepare_data
 from seq2seq.data.sources import SPLITS
 
@@ -29,6 +32,7 @@ def main(overrides: list[str]) -> dict[str, Any]:
     stats = data.stats()
     print(f"data: {cfg.data.name} {cfg.data.src_lang}-{cfg.data.tgt_lang}")
     print(format_stats(stats))
+    print(format_files(Path(cfg.cache_dir) / cfg.data.name, cfg.data.get("root")))
     return stats
 
 
@@ -52,6 +56,33 @@ def format_stats(stats: dict[str, Any]) -> str:
             f"{s['batches']:>9}{s['padding']:>9.1%}"
         )
     return "\n".join(lines)
+
+
+def format_files(home: Path, root: str | None, listed: int = 8) -> str:
+    """Where the data set's files lie: each file the toolkit downloaded or built for it (a
+    count and size for folders of more than `listed` files), and the raw text read in place."""
+    lines = [f"files under {_shown(home)}:"]
+    for folder in sorted(p for p in home.iterdir() if p.is_dir()) if home.is_dir() else []:
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        if len(files) > listed:
+            size = sum(p.stat().st_size for p in files)
+            lines.append(f"  {folder.name}/  {len(files)} files, {_megabytes(size)}")
+        else:
+            lines += [f"  {p.relative_to(home)}  {_megabytes(p.stat().st_size)}" for p in files]
+    if root and not is_url(root):
+        lines.append(f"raw text read in place from {_shown(Path(root))} (data.root)")
+    return "\n".join(lines)
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory when inside it: shorter, and what a user types
+    (symbolic links kept as the user wrote them)."""
+    path = Path(os.path.abspath(path))
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from seq2seq.paths import DOWNLOADS
+
 log = logging.getLogger(__name__)
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -53,7 +55,7 @@ def fetch(url: str, cache_dir: Path, timeout: float = 60.0) -> Path:
     server cannot be reached (offline).
     """
     digest = hashlib.sha256(url.encode()).hexdigest()[:12]
-    target = Path(cache_dir) / "downloads" / f"{digest}-{url.rsplit('/', 1)[-1]}"
+    target = Path(cache_dir) / DOWNLOADS / f"{digest}-{url.rsplit('/', 1)[-1]}"
     if target.exists():
         return target
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from seq2seq.data.sources import SPLITS
 from seq2seq.data.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
+
+# data.name names the data set's folder under cache_dir
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def prepare_data(
@@ -35,11 +39,14 @@ def prepare_data(
     # _partial_ then call: the constructor's ValueError reaches the user as is, not wrapped in
     # Hydra's InstantiationException
     source = instantiate(data_cfg.source, _partial_=True)()
-    raw = source.load(Path(cache_dir))
+    # one folder per data set, so runs on the same data share its downloads and tokenizers
+    home = Path(cache_dir) / data_cfg.name
+    raw = source.load(home)
     _check_splits(raw)
     if tokenizer is None:
         trainer = instantiate(tokenizer_cfg, _partial_=True)()
-        tokenizer = trainer.fit(raw["train"]["source"], raw["train"]["target"], Path(cache_dir))
+        languages = (data_cfg.src_lang, data_cfg.tgt_lang)
+        tokenizer = trainer.fit(raw["train"]["source"], raw["train"]["target"], home, languages)
     return PreparedData(
         raw,
         tokenizer,
@@ -57,6 +64,10 @@ def check_data_config(cfg: DictConfig) -> None:
         for key in cfg
         if OmegaConf.is_missing(cfg, key)
     ]
+    if not (isinstance(name := cfg.get("name"), str) and _FOLDER_NAME.fullmatch(name)):
+        problems.append(
+            f"data.name must be a folder name (letters, digits, '.', '_', '-'), got {name!r}"
+        )
     for key in ("max_tokens", "max_length"):
         if not _is_positive_int(value := cfg.get(key)):
             problems.append(f"data.{key} must be a positive integer, got {value!r}")

@@ -1,7 +1,8 @@
 """Where parallel text comes from.
 
 Each source is chosen by `_target_` under `source:` in a `configs/data/*.yaml` and has one method,
-`load(cache_dir) -> DatasetDict`, returning `train`, `validation` and `test` splits with the
+`load(cache_dir) -> DatasetDict` (`cache_dir`: the data set's own folder, `<data home>/<data.name>`,
+where anything downloaded is kept), returning `train`, `validation` and `test` splits with the
 string columns `source` and `target`. Training pairs with an empty side are dropped (with a
 warning naming where they were); validation and test are returned whole, so scores are always
 over the complete reference set.
@@ -19,6 +20,7 @@ import datasets
 from datasets import Dataset, DatasetDict
 
 from seq2seq.data.files import RemoteFileMissing, fetch, is_url, read_lines
+from seq2seq.paths import HUB
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +210,7 @@ class HubTranslationSource:
     def _load_dataset(self, cache_dir: Path) -> DatasetDict:
         try:
             return datasets.load_dataset(
-                self.path, self.name, revision=self.revision, cache_dir=str(cache_dir / "hub")
+                self.path, self.name, revision=self.revision, cache_dir=str(cache_dir / HUB)
             )
         except ConnectionError as error:
             raise ConnectionError(

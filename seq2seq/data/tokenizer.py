@@ -20,6 +20,8 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from seq2seq.paths import TOKENIZERS
+
 log = logging.getLogger(__name__)
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -148,16 +150,34 @@ class SubwordTrainer:
         }
         self.joint = joint
 
-    def fit(self, sources: Sequence[str], targets: Sequence[str], cache_dir: Path) -> Tokenizer:
-        cache = Path(cache_dir) / "tokenizers"
+    def fit(
+        self,
+        sources: Sequence[str],
+        targets: Sequence[str],
+        cache_dir: Path,
+        languages: tuple[str, str] = ("source", "target"),
+    ) -> Tokenizer:
+        """The tokenizer of this training text, from `cache_dir/tokenizers` when trained before.
+
+        Model files are named by what they were trained on, e.g.
+        `unigram-8000-de+en-<hash>.model` (joint) or `unigram-8000-de-<hash>.model`.
+        """
+        cache = Path(cache_dir) / TOKENIZERS
+        src, tgt = languages
         if self.joint:
-            return Tokenizer(self._model([*sources, *targets], cache, "joint"))
+            # languages in name order, so de→en and en→de train on the same text and share it
+            (first, first_lines), (second, second_lines) = sorted(
+                [(src, sources), (tgt, targets)], key=lambda side: side[0]
+            )
+            lines = [*first_lines, *second_lines]
+            return Tokenizer(self._model(lines, cache, "joint", f"{first}+{second}"))
         return Tokenizer(
-            self._model(sources, cache, "source"), self._model(targets, cache, "target")
+            self._model(sources, cache, "source", src), self._model(targets, cache, "target", tgt)
         )
 
-    def _model(self, lines: Sequence[str], cache: Path, side: str) -> bytes:
-        path = cache / f"{self.settings['model_type']}-{side}-{self._cache_key(lines)}.model"
+    def _model(self, lines: Sequence[str], cache: Path, side: str, text_name: str) -> bytes:
+        model_type, vocab_size = self.settings["model_type"], self.settings["vocab_size"]
+        path = cache / f"{model_type}-{vocab_size}-{text_name}-{self._cache_key(lines)}.model"
         if path.exists():
             log.info("reusing cached %s sentencepiece model %s", side, path)
             return path.read_bytes()

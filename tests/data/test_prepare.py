@@ -34,6 +34,8 @@ def test_every_data_config_composes_and_builds_its_source(compose, name: str, tm
         (["data.tgt_lang=de"], "data.src_lang and data.tgt_lang must differ, both are 'de'"),
         (["data.src_lang=xx"], "data.src_lang: unknown language code 'xx'"),
         (["data=tsv", "data.root=???"], r"data\.root must be set, e.g. data\.root=<value>"),
+        # data.name is the data set's folder under cache_dir: no path tricks
+        (["data.name=../elsewhere"], r"data\.name must be a folder name .* got '\.\./elsewhere'"),
     ],
 )
 def test_bad_config_values_fail_before_reading_data(compose, overrides, message, tmp_path) -> None:
@@ -92,6 +94,9 @@ def test_module_entry_point_prints_the_statistics(capsys, tmp_path: Path) -> Non
     out = capsys.readouterr().out
     assert "data: toy_copy src-tgt" in out
     assert "vocabulary: 24 joint" in out
+    (model,) = (tmp_path / "toy_copy" / "tokenizers").glob("*.model")
+    assert f"files under {tmp_path / 'toy_copy'}:" in out
+    assert f"  tokenizers/{model.name}  0." in out  # with its size in MB
     for split, values in stats["splits"].items():
         (row,) = [line.split() for line in out.splitlines() if line.startswith(split)]
         assert row[1:5] == [
