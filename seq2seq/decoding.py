@@ -408,7 +408,9 @@ def translate_batches(
     model.eval()
     try:
         total = sum(batch.size for batch in batches)
-        with tqdm(total=total, desc="decoding", unit="sent", disable=not progress) as bar:
+        with tqdm(
+            total=total, desc="decoding", unit="sent", disable=None if progress else True
+        ) as bar:
             for batch in batches:
                 batch = batch.to(device)
                 nbest = search(

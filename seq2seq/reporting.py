@@ -33,7 +33,6 @@ def write_run_metrics(
     write_lines(run_dir / "test.ref", data.references("test"))
     for name, result in tests.items():
         write_lines(run_dir / f"test.{name}.hyp", result.hypotheses)
-    seconds = max(progress.train_seconds, 1e-9)
     metrics = {
         "variant": variant_name(cfg),
         "seed": cfg.seed,
@@ -41,9 +40,11 @@ def write_run_metrics(
         "train": {
             "updates": progress.update,
             "epochs": progress.epoch,
-            "seconds": progress.train_seconds,
+            "seconds": progress.train_seconds,  # validation included
+            "update_seconds": progress.update_seconds,
             "tgt_tokens": progress.tgt_tokens,
-            "tgt_tokens_per_second": progress.tgt_tokens / seconds,
+            # updates only: validation decodes at a speed of its own for every variant
+            "tgt_tokens_per_second": progress.tgt_tokens / max(progress.update_seconds, 1e-9),
             "stop_reason": progress.stop_reason,
             "early_stopping_metric": cfg.trainer.early_stopping_metric,
             "best_metric": progress.best_metric,

@@ -58,6 +58,7 @@ def fetch(url: str, cache_dir: Path, timeout: float = 60.0) -> Path:
     target = Path(cache_dir) / DOWNLOADS / f"{digest}-{url.rsplit('/', 1)[-1]}"
     if target.exists():
         return target
+    log.info("downloading %s...", url)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             payload = response.read()

@@ -181,6 +181,8 @@ class SubwordTrainer:
         if path.exists():
             log.info("reusing cached %s sentencepiece model %s", side, path)
             return path.read_bytes()
+        # sentencepiece is silent while it trains (~15 s on Multi30k): say why nothing moves
+        log.info("training %s sentencepiece model on %d lines...", side, len(lines))
         start = time.perf_counter()
         model = self._train(lines)
         cache.mkdir(parents=True, exist_ok=True)

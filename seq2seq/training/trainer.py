@@ -38,7 +38,8 @@ class Progress:
     update: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0  # micro-batches of `epoch` already consumed
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0  # wall clock of training, validation included (the budget's clock)
+    update_seconds: float = 0.0  # of the updates alone: what throughput is measured against
     tgt_tokens: int = 0
     best_metric: float | None = None
     best_update: int = 0
@@ -181,7 +182,7 @@ class Trainer:
             total=len(batches),
             initial=p.batch_in_epoch,
             desc=f"epoch {p.epoch + 1}",
-            disable=not self.show_progress,
+            disable=None if self.show_progress else True,  # None: a bar on a terminal only
             leave=False,
         )
         while p.batch_in_epoch < len(batches) and not p.stop_reason:
@@ -240,6 +241,7 @@ class Trainer:
         p = self.progress
         p.update += 1
         p.train_seconds += stats.seconds
+        p.update_seconds += stats.seconds
         p.tgt_tokens += stats.tgt_tokens
         p.losses.append(stats.loss)
         bar.set_postfix(loss=f"{stats.loss:.3f}", refresh=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -127,3 +128,29 @@ def test_a_budget_ending_between_validations_validates_the_last_update(tiny_conf
     train(tiny_config("trainer.max_updates=6", "trainer.validate_every=2"), tmp_path / "b")
     metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert [v["update"] for v in metrics["validations"]] == [2, 4, 6]
+
+
+def test_throughput_counts_updates_only(tiny_config, tmp_path, monkeypatch):
+    """metrics.json's tokens/s is measured over the updates alone: a validation that takes a
+    second (as greedy decoding of a slow variant may) leaves it where it was."""
+    original = trainer_module.Validator.run
+
+    def slow_run(self, *args, **kwargs):
+        time.sleep(1.0)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module.Validator, "run", slow_run)
+    train(tiny_config("trainer.max_updates=6", "trainer.validate_every=2"), tmp_path)
+    measured = json.loads((tmp_path / "metrics.json").read_text())["train"]
+    # validations at updates 2, 4, 6: at least 3 s of sleep in the wall-clock time only
+    assert measured["seconds"] >= measured["update_seconds"] + 3.0
+    assert measured["tgt_tokens_per_second"] == pytest.approx(
+        measured["tgt_tokens"] / measured["update_seconds"]
+    )
+
+
+def test_progress_bar_stays_off_a_redirected_log(tiny_config, tmp_path, capfd):
+    """With output going to a file (not a terminal), tqdm writes no carriage-return bar into it:
+    the periodic log lines are the progress."""
+    train(tiny_config("trainer.max_updates=5", "trainer.progress=true"), tmp_path)
+    assert "\r" not in capfd.readouterr().err

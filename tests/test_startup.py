@@ -1,0 +1,24 @@
+"""Commands import what they need when they need it: translating a sentence must not pay for the
+Hugging Face `datasets` import (0.8 s here) that only reading corpora needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("module", ["seq2seq.translate", "seq2seq.data"])
+def test_inference_imports_no_corpus_reader(module):
+    probe = f"import sys, {module}; print('datasets' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_lazy_data_exports_resolve():
+    import seq2seq.data as data
+
+    assert data.Tokenizer.__name__ == "Tokenizer" and callable(data.prepare_data)
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        data.nonexistent  # noqa: B018
