@@ -21,6 +21,10 @@ def _positive_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
 def _optional(rule: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: v is None or rule(v)
 
@@ -42,6 +46,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.validate_every": (_positive_int, "a positive integer"),
     "trainer.checkpoint_every": (_positive_int, "a positive integer"),
     "trainer.log_every": (_positive_int, "a positive integer"),
+    "trainer.keep_last": (_count, "0 or a positive integer"),
+    "trainer.keep_best": (_count, "0 or a positive integer"),
     "trainer.patience": (_optional(_positive_int), "a positive integer or null"),
     "trainer.accumulate_grad": (_positive_int, "a positive integer"),
     "trainer.num_threads": (_positive_int, "a positive integer"),
