@@ -6,8 +6,9 @@ import gzip
 from pathlib import Path
 
 import pytest
+from support import MULTI30K, missing_data
 
-from seq2seq.data.test_sets import load_split
+from seq2seq.data.test_sets import load_split, read_file_pair
 from seq2seq.evaluate import evaluate
 
 from .conftest import compose_config
@@ -106,3 +107,16 @@ def test_file_data_sets_load_another_split_by_its_file_prefix(tmp_path: Path):
     assert load_split(data_cfg, "test", tmp_path / "cache")["source"] == ["de 0", "de 1"]
     with pytest.raises(FileNotFoundError, match=r"split prefix 'test_2099'.*test_2099\.de\.gz"):
         load_split(data_cfg, "test_2099", tmp_path / "cache")
+
+
+def test_multi30k_files_read_in_the_model_order_and_refuse_the_other():
+    test = MULTI30K / "test_2016_flickr"
+    if not Path(f"{test}.de.gz").is_file():
+        missing_data(f"Multi30k is not at {MULTI30K}")
+    pair = {"src_lang": "de", "tgt_lang": "en", "languages": ["de", "en", "fr", "cs"]}
+    pairs = read_file_pair(f"{test}.de.gz", f"{test}.en.gz", **pair)
+    assert len(pairs) == 1000 and pairs[0]["source"].startswith("Ein Mann")
+    with pytest.raises(ValueError, match=r"test_2016_flickr\.en\.gz: .* 'en'.*swapped"):
+        read_file_pair(f"{test}.en.gz", f"{test}.de.gz", **pair)
+    with pytest.raises(ValueError, match=r"src=.*\.fr\.gz: .* 'fr', .* src must be 'de'$"):
+        read_file_pair(f"{test}.fr.gz", f"{test}.en.gz", **pair)
