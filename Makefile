@@ -10,7 +10,7 @@ DATA_ARG := $(if $(DATA_ROOT),data.root=$(abspath $(DATA_ROOT)),)
 NPROC ?= 2
 ARGS ?=
 
-.PHONY: help install train data test test-slow lint bench compare study study-curve train-ddp clean
+.PHONY: help install train data test test-slow lint bench compare train-ddp clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,7 @@ STUDY_DIR ?= runs/study
 STUDY_CURVE_DIR ?= runs/study_curve
 # runs of the study: every configs/variant file × the two seeds of attention_study.yaml
 STUDY_RUNS = $(shell echo $$(( $(words $(wildcard configs/variant/*.yaml)) * 2 )))
+.PHONY: study study-curve
 
 study: $(STAMP)  ## the attention study (hours): all variants × 2 seeds on Multi30k, resumable; then the report
 	$(PY) -m seq2seq.train -m experiment=attention_study hydra.sweep.dir=$(STUDY_DIR) trainer.resume=auto $(DATA_ARG) $(ARGS)
