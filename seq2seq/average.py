@@ -2,7 +2,7 @@
 
 Averages the weights of several checkpoints of one model into one checkpoint, as fairseq's
 `average_checkpoints.py` and JoeyNMT's `average_checkpoints` do: each floating-point tensor is
-the element-wise mean of the inputs' (Junczys-Dowmunt et al., 2016; Vaswani et al., 2017, §6.1).
+the element-wise mean of the inputs' (Vaswani et al., 2017, §6.1, average the last 5 or 20).
 From a run directory it takes the numbered checkpoints `checkpoints/update_<n>.pt` that training
 keeps with `trainer.keep_last=N` / `trainer.keep_best=N`: the latest N, or the N with the best
 validation score (`trainer.early_stopping_metric`).
