@@ -57,6 +57,22 @@ compare: $(STAMP)  ## short attention comparison on a toy task: sweep + comparis
 	$(PY) -m seq2seq.train -m experiment=compare_attention_smoke hydra.sweep.dir=runs/compare_smoke $(ARGS)
 	$(PY) -m seq2seq.compare runs/compare_smoke
 
+# The attention study (docs/compare.md): fixed sweep directories, so that rerunning a target
+# continues its unfinished runs and skips its finished ones (trainer.resume=auto).
+STUDY_DIR ?= runs/study
+STUDY_CURVE_DIR ?= runs/study_curve
+# runs of the study: every configs/variant file × the two seeds of attention_study.yaml
+STUDY_RUNS = $(shell echo $$(( $(words $(wildcard configs/variant/*.yaml)) * 2 )))
+.PHONY: study study-curve
+
+study: $(STAMP)  ## the attention study (hours): all variants × 2 seeds on Multi30k, resumable; then the report
+	$(PY) -m seq2seq.train -m experiment=attention_study hydra.sweep.dir=$(STUDY_DIR) trainer.resume=auto $(DATA_ARG) $(ARGS)
+	$(PY) -m seq2seq.compare $(STUDY_DIR)
+
+study-curve: $(STAMP)  ## learning curves of the default RNN and the Transformer; prints the study's budget
+	$(PY) -m seq2seq.train -m experiment=attention_study_curve hydra.sweep.dir=$(STUDY_CURVE_DIR) trainer.resume=auto $(DATA_ARG) $(ARGS)
+	$(PY) -m seq2seq.learning_curve $(STUDY_CURVE_DIR) --study-runs $(STUDY_RUNS)
+
 train-ddp: $(STAMP)  ## data-parallel training of the default experiment on NPROC CPU processes
 	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) -m seq2seq.train $(DATA_ARG) $(ARGS)
 

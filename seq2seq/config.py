@@ -21,6 +21,10 @@ def _positive_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
 def _optional(rule: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: v is None or rule(v)
 
@@ -42,6 +46,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.validate_every": (_positive_int, "a positive integer"),
     "trainer.checkpoint_every": (_positive_int, "a positive integer"),
     "trainer.log_every": (_positive_int, "a positive integer"),
+    "trainer.keep_last": (_count, "0 or a positive integer"),
+    "trainer.keep_best": (_count, "0 or a positive integer"),
     "trainer.patience": (_optional(_positive_int), "a positive integer or null"),
     "trainer.accumulate_grad": (_positive_int, "a positive integer"),
     "trainer.num_threads": (_positive_int, "a positive integer"),
@@ -61,7 +67,8 @@ def validate_config(cfg: DictConfig) -> None:
     """Raise ValueError naming every key whose value is out of range."""
     problems = []
     for key, (rule, expected) in RULES.items():
-        value = OmegaConf.select(cfg, key, default="<missing>")
+        # an interpolation of a ??? value resolves to None here; the ??? is reported below
+        value = OmegaConf.select(cfg, key, default="<missing>", throw_on_resolution_failure=False)
         if value == "<missing>":
             continue
         try:
@@ -74,6 +81,10 @@ def validate_config(cfg: DictConfig) -> None:
     if not (device in ("auto", "cpu") or device.startswith("cuda")):
         problems.append(f"device must be auto, cpu or cuda[:N], got {device!r}")
     problems += _foreign_scheduler_keys(cfg)
+    problems += [
+        f"{key} must be set (it is ??? in the config), e.g. {key}=<value> on the command line"
+        for key in _missing_keys(OmegaConf.to_container(cfg, throw_on_missing=False))
+    ]
     if problems:
         raise ValueError("invalid config:\n  " + "\n  ".join(problems))
     check_data_config(cfg.data)
@@ -97,3 +108,11 @@ def _foreign_scheduler_keys(cfg: DictConfig) -> list[str]:
         "schedule of its data/model pair; to train that pair with another scheduler=, add "
         "~recipe (which drops the whole recipe)"
     ]
+
+
+def _missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose value is ??? (a value the config leaves to the user, e.g. an
+    experiment's budget that must be measured first)."""
+    if isinstance(node, dict):
+        return [k for key, v in node.items() for k in _missing_keys(v, f"{prefix}{key}.")]
+    return [prefix.removesuffix(".")] if node == "???" else []

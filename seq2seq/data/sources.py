@@ -94,19 +94,21 @@ class ParallelTextSource:
                 check_language(lang, key, list(languages), self.root)
 
     def load(self, cache_dir: Path) -> DatasetDict:
+        return DatasetDict({split: self.load_split(split, cache_dir) for split in self.splits})
+
+    def load_split(self, split: str, cache_dir: Path) -> Dataset:
+        """One split, by our name (train, validation, test) or by its file prefix, e.g.
+        Multi30k's test_2017_flickr: another test set of the data set, for evaluation."""
         if not is_url(self.root) and not Path(self.root).is_dir():
             raise FileNotFoundError(f"data.root: {self.root} is not a folder")
-        loaded = {}
-        for split, prefix in self.splits.items():
-            src_path = self._locate(prefix, self.src_lang, cache_dir)
-            tgt_path = self._locate(prefix, self.tgt_lang, cache_dir)
-            loaded[split] = _read_aligned(src_path, tgt_path)
-            if split == "train":
-                where = f"{src_path.name}/{tgt_path.name}"
-                loaded[split] = drop_empty_pairs(
-                    loaded[split], lambda row, where=where: f"line {row + 1} of {where}"
-                )
-        return DatasetDict(loaded)
+        prefix = self.splits.get(split, split)
+        src_path = self._locate(prefix, self.src_lang, cache_dir)
+        tgt_path = self._locate(prefix, self.tgt_lang, cache_dir)
+        loaded = read_aligned(src_path, tgt_path)
+        if split != "train":
+            return loaded
+        where = f"{src_path.name}/{tgt_path.name}"
+        return drop_empty_pairs(loaded, lambda row: f"line {row + 1} of {where}")
 
     def _locate(self, prefix: str, lang: str, cache_dir: Path) -> Path:
         names = [f"{prefix}.{lang}.gz", f"{prefix}.{lang}"]
@@ -141,7 +143,7 @@ class ParallelTextSource:
         raise FileNotFoundError(f"no such file: tried {', '.join(urls)} (see data.root)")
 
 
-def _read_aligned(src_path: Path, tgt_path: Path) -> Dataset:
+def read_aligned(src_path: Path, tgt_path: Path) -> Dataset:
     sources, targets = read_lines(src_path), read_lines(tgt_path)
     if len(sources) != len(targets):
         raise ValueError(

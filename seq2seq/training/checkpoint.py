@@ -1,9 +1,15 @@
-"""Checkpoints: state dicts plus the resolved config, written atomically."""
+"""Checkpoints: state dicts plus the resolved config, written atomically.
+
+`checkpoints/last.pt` and `best.pt` hold the whole training state. With `trainer.keep_last` or
+`trainer.keep_best`, each validation also writes the model's weights alone as
+`checkpoints/update_<n>.pt`, for averaging (`python -m seq2seq.average`).
+"""
 
 from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -14,6 +20,7 @@ import torch
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
 BEST = "best.pt"
+_NUMBERED = re.compile(r"update_(\d+)\.pt")
 
 
 class CheckpointError(ValueError):
@@ -69,3 +76,45 @@ def load_checkpoint(path: str | Path, prefer: str = LAST) -> dict[str, Any]:
         )
     payload["path"] = str(file)
     return payload
+
+
+def numbered_name(update: int) -> str:
+    return f"update_{update}.pt"
+
+
+def numbered_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """The `update_<n>.pt` files in `directory`, by update."""
+    found = []
+    for path in Path(directory).glob("update_*.pt"):
+        if match := _NUMBERED.fullmatch(path.name):
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def prune_numbered(
+    directory: Path,
+    scores: dict[int, float],
+    *,
+    keep_last: int,
+    keep_best: int,
+    higher_is_better: bool,
+) -> list[Path]:
+    """Delete the numbered checkpoints that are neither among the `keep_last` latest nor among
+    the `keep_best` best by `scores` (update -> validation metric); return the deleted."""
+    on_disk = numbered_checkpoints(directory)
+    updates = [update for update, _ in on_disk]
+    keep = set(updates[len(updates) - keep_last :]) if keep_last else set()
+    keep.update(rank_by_score(updates, scores, higher_is_better)[:keep_best])
+    deleted = [path for update, path in on_disk if update not in keep]
+    for path in deleted:
+        path.unlink(missing_ok=True)
+    return deleted
+
+
+def rank_by_score(
+    updates: list[int], scores: dict[int, float], higher_is_better: bool
+) -> list[int]:
+    """The scored `updates`, best first; of equal scores the earlier first, as the trainer's
+    best checkpoint is the first to reach its score."""
+    sign = -1 if higher_is_better else 1
+    return sorted((u for u in updates if u in scores), key=lambda u: (sign * scores[u], u))

@@ -76,6 +76,8 @@ class Trainer:
         max_minutes: float | None = None,
         validate_every: int = 1000,
         checkpoint_every: int = 200,
+        keep_last: int = 0,
+        keep_best: int = 0,
         log_every: int = 50,
         early_stopping_metric: str = "bleu",
         patience: int | None = 5,
@@ -99,6 +101,7 @@ class Trainer:
         self.run_dir, self.checkpoint_extras = Path(run_dir), checkpoint_extras
         self.max_epochs, self.max_updates, self.max_minutes = max_epochs, max_updates, max_minutes
         self.validate_every, self.checkpoint_every = validate_every, checkpoint_every
+        self.keep_last, self.keep_best = keep_last, keep_best
         self.log_every, self.show_progress = log_every, progress
         self.metric, self.patience = early_stopping_metric, patience
         self.label_smoothing, self.clip_grad_norm = label_smoothing, clip_grad_norm
@@ -149,6 +152,11 @@ class Trainer:
         return path
 
     def restore(self, payload: dict[str, Any]) -> None:
+        if "optimizer" not in payload:
+            raise ckpt.CheckpointError(
+                f"{payload['path']} holds model weights only (a numbered or averaged "
+                f"checkpoint), not a training state to resume; resume from {ckpt.LAST}"
+            )
         try:
             self.model.load_state_dict(payload["model"])
         except RuntimeError as err:
@@ -296,6 +304,29 @@ class Trainer:
         self.save(ckpt.LAST)
         if improved:
             self.save(ckpt.BEST)
+        if self.keep_last or self.keep_best:
+            self._save_numbered()
+
+    def _save_numbered(self) -> None:
+        """This validation's weights as checkpoints/update_<n>.pt, keeping the latest
+        `keep_last` and the best `keep_best` of them, for checkpoint averaging."""
+        if not self.world.is_main:
+            return
+        p = self.progress
+        directory = self.run_dir / ckpt.CHECKPOINT_DIR
+        payload = {
+            "model": self.model.state_dict(),
+            "progress": asdict(p),
+            **self.checkpoint_extras,
+        }
+        ckpt.save_checkpoint(payload, directory / ckpt.numbered_name(p.update))
+        ckpt.prune_numbered(
+            directory,
+            {int(v["update"]): v[self.metric] for v in p.validations},
+            keep_last=self.keep_last,
+            keep_best=self.keep_best,
+            higher_is_better=HIGHER_IS_BETTER[self.metric],
+        )
 
     def _validated_last_update(self) -> bool:
         p = self.progress

@@ -9,6 +9,8 @@ import pytest
 from omegaconf import DictConfig
 from support import REPO, compose_config  # noqa: F401 - re-exported to the tests here
 
+from seq2seq.train import train
+
 # toy copy task and a one-layer Transformer: a full epoch is a few seconds on one core
 TINY = (
     "data=toy_copy",
@@ -38,3 +40,21 @@ def tiny_config(tmp_path: Path) -> Callable[..., DictConfig]:
         return compose_config("train", *TINY, f"cache_dir={tmp_path / 'cache'}", *overrides)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A finished tiny run of 40 updates, validated every 20 and at each epoch's end, keeping
+    its latest two numbered checkpoints and its best one for averaging."""
+    tmp = tmp_path_factory.mktemp("trained")
+    cfg = compose_config(
+        "train",
+        *TINY,
+        f"cache_dir={tmp / 'cache'}",
+        "trainer.max_updates=40",
+        "trainer.validate_every=20",
+        "trainer.keep_last=2",
+        "trainer.keep_best=1",
+    )
+    train(cfg, tmp / "run")
+    return tmp / "run"

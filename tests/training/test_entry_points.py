@@ -19,21 +19,7 @@ from seq2seq.training import checkpoint as ckpt
 from seq2seq.training.validation import SearchSettings
 from seq2seq.translate import translate_lines
 
-from .conftest import REPO, TINY, compose_config
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("trained")
-    cfg = compose_config(
-        "train",
-        *TINY,
-        f"cache_dir={tmp / 'cache'}",
-        "trainer.max_updates=40",
-        "trainer.validate_every=20",
-    )
-    train(cfg, tmp / "run")
-    return tmp / "run"
+from .conftest import REPO, compose_config
 
 
 def test_evaluate_and_translate_decode_the_same_text(trained_run: Path, tmp_path: Path):

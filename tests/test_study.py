@@ -1,0 +1,156 @@
+"""The attention study's sweep (experiment=attention_study) and the learning curve that sets
+its budget (experiment=attention_study_curve, python -m seq2seq.learning_curve)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import hydra
+import pytest
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import create_config_search_path
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+from support import CONFIG_DIR, compose_config
+
+from seq2seq import learning_curve
+from seq2seq.config import validate_config
+
+ATTENTIONS = sorted(p.stem for p in (CONFIG_DIR / "model" / "attention").glob("*.yaml"))
+
+
+def compose(*overrides: str) -> DictConfig:
+    """The train config with its `hydra` node, as a sweep's job composes it."""
+    with hydra.initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra.compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+@functools.cache
+def sweep_points(experiment: str) -> tuple[tuple[str, ...], ...]:
+    """The jobs `python -m seq2seq.train -m experiment=<experiment>` launches: the experiment's
+    sweeper parameters expanded by Hydra's own basic sweeper (globs included)."""
+    params = compose(f"experiment={experiment}").hydra.sweeper.params
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONFIG_DIR)))
+    parser = OverridesParser.create(config_loader=loader)
+    overrides = parser.parse_overrides([f"{k}={v}" for k, v in params.items()])
+    (jobs,) = BasicSweeper.split_arguments(overrides, max_batch_size=None)
+    return tuple(tuple(job) for job in jobs)
+
+
+@functools.cache
+def study_job(*job: str) -> DictConfig:
+    return compose("experiment=attention_study", "study_updates=1234", *job)
+
+
+def variant_and_seed(cfg: DictConfig) -> tuple[str, int]:
+    return cfg.hydra.runtime.choices.variant, cfg.seed
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_the_study_trains_every_attention_file_with_two_seeds(attention: str):
+    jobs = [study_job(*job) for job in sweep_points("attention_study")]
+    with_it = [
+        cfg
+        for cfg in jobs
+        if "attention" in cfg.model and cfg.hydra.runtime.choices["model/attention"] == attention
+    ]
+    assert len({cfg.seed for cfg in with_it}) >= 2
+    expected = OmegaConf.load(CONFIG_DIR / "model" / "attention" / f"{attention}.yaml")
+    for cfg in with_it:
+        assert cfg.model._target_.endswith("RNNSeq2Seq")
+        assert cfg.model.attention == expected.attention
+
+
+def test_the_study_trains_the_transformer_and_every_point_alike():
+    jobs = [study_job(*job) for job in sweep_points("attention_study")]
+    transformers = [cfg for cfg in jobs if cfg.model._target_.endswith("Transformer")]
+    assert len({cfg.seed for cfg in transformers}) >= 2
+    rnn_points = len(jobs) - len(transformers)
+    assert rnn_points == len(ATTENTIONS) * len({cfg.seed for cfg in jobs})
+    # one run directory per point, in one fixed sweep directory the rerun finds again
+    subdirs = [OmegaConf.select(cfg, "hydra.sweep.subdir") for cfg in jobs]
+    assert len(set(subdirs)) == len(jobs)
+    assert subdirs[0] == "{}_seed{}".format(*variant_and_seed(jobs[0]))
+    assert {cfg.hydra.sweep.dir for cfg in jobs} == {"runs/study"}
+    # the same data, budget, seeds and stopping rule for all
+    for cfg in jobs:
+        assert cfg.data == jobs[0].data and cfg.data.name == "multi30k"
+        assert cfg.trainer.max_updates == 1234 and cfg.trainer.patience is None
+        assert cfg.trainer.keep_last >= 2  # checkpoints to average
+    seeds = {variant: set() for variant, _ in map(variant_and_seed, jobs)}
+    for variant, seed in map(variant_and_seed, jobs):
+        seeds[variant].add(seed)
+    assert len({frozenset(s) for s in seeds.values()}) == 1
+
+
+def test_the_study_refuses_to_start_until_its_budget_is_set():
+    cfg = compose_config("train", "experiment=attention_study", "data.root=/nonexistent")
+    with pytest.raises(ValueError, match=r"study_updates must be set \(it is \?\?\? in"):
+        validate_config(cfg)
+
+
+def test_the_curve_runs_the_default_rnn_and_the_transformer_validated_often():
+    jobs = [
+        compose("experiment=attention_study_curve", *job)
+        for job in sweep_points("attention_study_curve")
+    ]
+    assert sorted(variant_and_seed(cfg)[0] for cfg in jobs) == ["bahdanau", "transformer"]
+    study = study_job(*sweep_points("attention_study")[0])
+    for cfg in jobs:
+        assert cfg.trainer.validate_every <= 500 and cfg.trainer.patience is None
+        assert cfg.data == study.data
+        assert cfg.hydra.sweep.dir == "runs/study_curve"
+
+
+# ----------------------------------------------------------------------------- the budget
+
+RISING_THEN_FLAT = [(250, 5.0), (500, 10.0), (750, 14.0), (1000, 15.0), (1500, 15.8), (2000, 16.0)]
+
+
+def test_budget_is_the_first_update_within_tolerance_of_the_best_at_twice_it():
+    # 750: best 14.0 against 15.8 by 1500; 1000: 15.0 against 16.0 by 2000, within 1
+    assert learning_curve.flat_budget(RISING_THEN_FLAT, tolerance=1.0) == 1000
+    assert learning_curve.flat_budget(RISING_THEN_FLAT, tolerance=2.0) == 750
+    # a dip after the best does not count against it: the best checkpoint is kept
+    dipping = [(250, 8.0), (500, 12.0), (750, 9.0), (1000, 12.5)]
+    assert learning_curve.flat_budget(dipping, tolerance=1.0) == 500
+
+
+def test_a_curve_too_short_to_show_the_flattening_gives_no_budget():
+    assert learning_curve.flat_budget(RISING_THEN_FLAT[:4], tolerance=0.5) is None
+    assert learning_curve.flat_budget([], tolerance=1.0) is None
+
+
+def write_curve(root: Path, variant: str, curve: list[tuple[int, float]], seconds: float) -> None:
+    run = root / f"{variant}_seed1"
+    run.mkdir(parents=True)
+    metrics = {
+        "variant": variant,
+        "seed": 1,
+        "train": {"updates": curve[-1][0], "seconds": seconds},
+        "test": {},
+        "validations": [{"update": u, "bleu": b} for u, b in curve],
+    }
+    (run / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_the_report_prints_the_largest_budget_and_the_study_time(tmp_path: Path, capsys):
+    write_curve(tmp_path, "bahdanau", RISING_THEN_FLAT, seconds=600.0)  # 0.3 s/update
+    write_curve(tmp_path, "transformer", [(500, 20.0), (1000, 20.5), (2000, 21.0)], 1000.0)
+    learning_curve.main([str(tmp_path), "--study-runs", "16"])
+    out = capsys.readouterr().out
+    assert "| transformer seed 1 | 2000 | 21.00 (2000) | 500 | 20.00 | 0.500 |" in out
+    assert "study budget: study_updates: 1000" in out
+    # 16 runs × 1000 updates × 0.4 s = 6400 s
+    assert "= 1.8 h" in out
+
+
+def test_a_run_still_climbing_is_named_and_no_budget_printed(tmp_path: Path, capsys):
+    write_curve(tmp_path, "transformer", [(500, 10.0), (1000, 15.0), (2000, 21.0)], 100.0)
+    learning_curve.main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "no budget: transformer seed 1 still climbing" in out
+    assert "study budget" not in out
