@@ -1,38 +1,61 @@
 """`python -m seq2seq.train`: seed → data → model → Trainer.fit() → test evaluation.
 
-Returns the best validation score, the number a Hydra sweep optimises.
+Returns the best validation score, the number a Hydra sweep optimises. With `trainer.resume`
+the run continues in its own directory, owned by this process (see training/run_dir.py), with
+its checkpoint's config and the settings this command line changes (training/resume.py).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from seq2seq import cli
 from seq2seq.config import validate_config
 from seq2seq.pipeline import build_model, build_trainer, checkpoint_extras, count_parameters
 from seq2seq.reporting import write_run_metrics
 from seq2seq.training import checkpoint as ckpt
 from seq2seq.training import distributed, runtime
+from seq2seq.training import run_dir as run_dirs
+from seq2seq.training.resume import continued_config
 from seq2seq.training.validation import SearchSettings, Validator
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig, run_dir: Path) -> float:
+def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None) -> float:
+    """Train in `run_dir`; `overrides` are the command line's (None: `cfg` is meant as a whole,
+    also at resume)."""
     validate_config(cfg)
     # one process, or one of a torchrun job (each then trains on its share of every update)
-    with distributed.join(runtime.pick_device(cfg.device)) as world:
-        return _train(cfg, run_dir, world)
+    with (
+        distributed.join(runtime.pick_device(cfg.device)) as world,
+        run_dirs.RunLock(run_dir, enabled=world.is_main),
+    ):
+        source = world.from_main(lambda: run_dirs.resume_source(cfg.trainer.resume, run_dir))
+        if source == run_dirs.FINISHED:
+            log.info("%s: already finished (its metrics.json), nothing to train", run_dir)
+            return run_dirs.finished_metric(run_dir)
+        payload = None
+        if source is not None:  # rank 0 reads it: other nodes need not see the file
+            payload = world.from_main(lambda: ckpt.load_checkpoint(source))
+            cfg = continued_config(cfg, payload["config"], overrides)
+            validate_config(cfg)
+        return _train(cfg, run_dir, world, payload)
 
 
-def _train(cfg: DictConfig, run_dir: Path, world: distributed.World) -> float:
+def _train(
+    cfg: DictConfig, run_dir: Path, world: distributed.World, resume: dict[str, Any] | None
+) -> float:
     runtime.seed_everything(cfg.seed)
     device = world.device
     precision = runtime.resolve_precision(cfg.trainer.precision, device)
@@ -55,6 +78,7 @@ def _train(cfg: DictConfig, run_dir: Path, world: distributed.World) -> float:
         device=device,
         world=world,
         logger=logger,
+        resume=resume,
     )
     progress = trainer.fit()
     best_metric = progress.best_metric if progress.best_metric is not None else float("nan")
@@ -81,9 +105,15 @@ def _train(cfg: DictConfig, run_dir: Path, world: distributed.World) -> float:
     return best_metric
 
 
+run_dirs.register_resolvers()  # configs/train.yaml's hydra.run.dir and hydra.output_subdir use them
+
+
+# cli.reports_errors's wrapper lies in seq2seq/ too, so Hydra finds ../configs from it as well
 @hydra.main(config_path="../configs", config_name="train", version_base="1.3")
+@cli.reports_errors
 def main(cfg: DictConfig) -> float:
-    return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    hydra_cfg = HydraConfig.get()
+    return train(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
 
 
 if __name__ == "__main__":
