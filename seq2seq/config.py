@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -108,8 +109,8 @@ def check_model_config(model_cfg: DictConfig) -> None:
     (e.g. model.attention.half_width) fail before data is read; the weights are thrown away."""
     try:
         instantiate(model_cfg, src_vocab_size=2, tgt_vocab_size=2, pad_id=0)
-    except TypeError as err:  # a key the constructor does not take
-        raise ValueError(f"invalid model config: {err}") from err
+    except InstantiationException as err:  # its message wraps the constructor's in Hydra's
+        raise ValueError(f"invalid model config: {err.__cause__ or err}") from err
 
 
 def _lr_overflow(cfg: DictConfig) -> list[str]:

@@ -14,6 +14,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq import cli
+from seq2seq.config import validate_entry_config
 from seq2seq.data import prepare_data
 from seq2seq.evaluation import write_json, write_lines
 from seq2seq.pipeline import load_trained
@@ -22,12 +24,10 @@ from seq2seq.training import runtime
 from seq2seq.training.validation import SearchSettings, Validator
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "validation", "test")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    if cfg.data.split not in SPLITS:
-        raise ValueError(f"data.split must be one of {SPLITS}, got {cfg.data.split!r}")
+    validate_entry_config(cfg)  # before the checkpoint and the data are read
     device = runtime.pick_device(cfg.device)
     runtime.configure_cpu(device, cfg.num_threads)
     model, tokenizer, train_cfg = load_trained(cfg.checkpoint, device)
@@ -75,6 +75,7 @@ def _output_dir(cfg: DictConfig, search: SearchSettings) -> Path:
 
 
 @hydra.main(config_path="../configs", config_name="evaluate", version_base="1.3")
+@cli.reports_errors
 def main(cfg: DictConfig) -> None:
     print(json.dumps(evaluate(cfg), indent=2))
 

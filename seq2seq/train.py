@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None) -> float:
     """Train in `run_dir`; `overrides` are the command line's (None: `cfg` is meant as a whole,
     also at resume)."""
-    validate_config(cfg)
+    new_run = cfg.trainer.resume is None
+    if new_run:  # else the config to check is the checkpoint's with the command line's changes
+        validate_config(cfg)
     # one process, or one of a torchrun job (each then trains on its share of every update)
     with (
         distributed.join(runtime.pick_device(cfg.device)) as world,
@@ -49,6 +51,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None
         if source is not None:  # rank 0 reads it: other nodes need not see the file
             payload = world.from_main(lambda: ckpt.load_checkpoint(source))
             cfg = continued_config(cfg, payload["config"], overrides)
+        if not new_run:
             validate_config(cfg)
         return _train(cfg, run_dir, world, payload)
 
