@@ -425,8 +425,8 @@ class Trainer:
                 + resume_command(self.run_dir if ours else path, lower)
             )
         raise DivergenceError(
-            f"training diverged at update {update} (epoch {p.epoch + 1}): {reason}; the update "
-            f"was not applied and training stopped; {advice}"
+            f"training diverged at update {update} (epoch {p.epoch + 1}): {reason}; training "
+            f"stopped and no checkpoint holds the diverged weights; {advice}"
         )
 
     def _poll_interrupt(self) -> bool:
