@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from seq2seq.training.interrupts import Interrupted
+from seq2seq.training.interrupts import Interrupted, pass_on
 
 # ValueError covers the config checks, CheckpointError, RunDirError and ResumeConfigError;
 # FloatingPointError the trainer's DivergenceError
@@ -41,6 +41,7 @@ def reports_errors(main: Callable[P, T]) -> Callable[P, T]:
             return main(*args, **kwargs)
         except Interrupted as stop:
             print(stop, file=sys.stderr)
+            pass_on(stop.signum)
             sys.exit(stop.exit_status)
         except USER_ERRORS as error:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":

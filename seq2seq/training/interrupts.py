@@ -1,5 +1,7 @@
 """Ctrl-C and SIGTERM (a Slurm preemption or time limit) stop training at the next update
-boundary, so the run can save a checkpoint; a second signal exits at once."""
+boundary, so the run can save a checkpoint; a second signal exits at once. SIGUSR2 does the
+same: it is the signal submitit sends ahead of a job's time limit (hydra/launcher=slurm), and
+whose handler, called after the save, requeues the job."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 
 
 class Interrupted(Exception):  # noqa: N818 - it is what happened, not an error
@@ -20,6 +22,7 @@ class Interrupted(Exception):  # noqa: N818 - it is what happened, not an error
 
     def __init__(self, signum: int, message: str) -> None:
         super().__init__(message)
+        self.signum = signum
         self.exit_status = 128 + signum  # what a shell reports for a process the signal ended
 
 
@@ -52,3 +55,11 @@ class StopRequests:
             "(send it again to exit at once)",
             signal.Signals(signum).name,
         )
+
+
+def pass_on(signum: int) -> None:
+    """Hand a signal, once training has saved, to the handler it had before (submitit's
+    requeues the job); Python's own (Ctrl-C's KeyboardInterrupt) and the defaults are left."""
+    handler = signal.getsignal(signum)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signum, None)
