@@ -428,7 +428,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_intermixed_args(argv)
     unknown = sorted(set(args.models.split(",")) - set(MODELS))
     if unknown or not 1 <= args.skip < args.updates:
-        raise ValueError(f"unknown models {unknown}" if unknown else "need 1 <= --skip < --updates")
+        parser.error(f"unknown models {unknown}" if unknown else "need 1 <= --skip < --updates")
     return args
 
 
