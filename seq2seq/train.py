@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from seq2seq import cli
 from seq2seq.config import validate_config
 from seq2seq.pipeline import build_model, build_trainer, checkpoint_extras, count_parameters
-from seq2seq.reporting import write_run_metrics
+from seq2seq.reporting import variant_name, write_run_metrics
 from seq2seq.training import checkpoint as ckpt
 from seq2seq.training import distributed, runtime
 from seq2seq.training import run_dir as run_dirs
@@ -60,6 +60,9 @@ def _train(
     cfg: DictConfig, run_dir: Path, world: distributed.World, resume: dict[str, Any] | None
 ) -> float:
     runtime.seed_everything(cfg.seed)
+    # the name comparisons show: chosen when the run started (a resume may name no variant)
+    variant = resume.get("variant") if resume else None
+    variant = variant or variant_name(cfg)
     device = world.device
     precision = runtime.resolve_precision(cfg.trainer.precision, device)
     runtime.configure_cpu(device, cfg.trainer.num_threads)
@@ -76,7 +79,7 @@ def _train(
         model,
         data=data,
         run_dir=run_dir,
-        checkpoint_extras=checkpoint_extras(cfg, data.tokenizer),
+        checkpoint_extras={**checkpoint_extras(cfg, data.tokenizer), "variant": variant},
         validator=greedy,
         device=device,
         world=world,
@@ -95,7 +98,8 @@ def _train(
     if search.beam_size > 1:
         beam = Validator(data, device, precision, search)
         tests[f"beam{search.beam_size}"] = beam.run(model, "test", progress=cfg.trainer.progress)
-    metrics = write_run_metrics(run_dir, cfg, progress, count_parameters(model), tests, data)
+    parameters = count_parameters(model)
+    metrics = write_run_metrics(run_dir, cfg, progress, parameters, tests, data, variant)
     logger.finish(model, metrics)
     for name, result in tests.items():
         log.info(

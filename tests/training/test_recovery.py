@@ -276,3 +276,25 @@ def test_sigterm_mid_epoch_saves_last_and_the_curve_continues_exactly(
 
     train(tiny_config(*CURVE, f"trainer.resume={run}"), run)
     assert progress_of(run)["losses"] == progress_of(reference)["losses"]
+
+
+def test_resume_makes_the_run_directory_hydra_writes_the_resumed_ones(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from seq2seq.training import run_dir
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("[]\n")
+    run_dir.register_resolvers()
+    for resume in (run, run / "checkpoints" / "last.pt"):
+        with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+            cfg = compose("train", [f"trainer.resume={resume}"], return_hydra_config=True)
+        assert OmegaConf.select(cfg, "hydra.run.dir") == str(run)
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        cfg = compose("train", ["trainer.resume=auto"], return_hydra_config=True)
+    assert OmegaConf.select(cfg, "hydra.run.dir").startswith("runs/")
+    # the first start's record stays; a continuation's goes beside it
+    assert run_dir._hydra_output_subdir(str(run)).startswith(".hydra/resumed-")
+    assert run_dir._hydra_output_subdir(str(tmp_path / "new")) == ".hydra"
