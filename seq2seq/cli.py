@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,9 @@ def reports_errors(main: Callable[P, T]) -> Callable[P, T]:
             print(stop, file=sys.stderr)
             pass_on(stop.signum)
             sys.exit(stop.exit_status)
+        except KeyboardInterrupt:  # Ctrl-C outside the training loop: nothing to save
+            print("interrupted", file=sys.stderr)
+            sys.exit(128 + signal.SIGINT)
         except USER_ERRORS as error:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise

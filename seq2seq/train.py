@@ -50,7 +50,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None
         payload = None
         if source is not None:  # rank 0 reads it: other nodes need not see the file
             payload = world.from_main(lambda: ckpt.load_checkpoint(source))
-            cfg = continued_config(cfg, payload["config"], overrides)
+            cfg = continued_config(cfg, payload["config"], overrides, payload.get("config_raw"))
         if not new_run:
             validate_config(cfg)
         return _train(cfg, run_dir, world, payload)

@@ -11,6 +11,7 @@ command re-run with `trainer.resume=auto` continues each point as it was.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # the checkpoint's weights, vocabulary and batch order mean nothing under other values of these
 FIXED = ("seed", "data", "tokenizer", "model", "optim._target_", "scheduler._target_")
+# where the same data lies now (a copy moved), not what it is
+MOVABLE = ("data.root", "data.source.root")
 NOT_SETTINGS = ("trainer.resume",)  # where to resume from is not a setting of the run
 _ABSENT = object()
 
@@ -30,29 +33,35 @@ class ResumeConfigError(ValueError):
 
 
 def continued_config(
-    cfg: DictConfig, saved: Mapping[str, Any], overrides: Sequence[str] | None
+    cfg: DictConfig,
+    saved: Mapping[str, Any],
+    overrides: Sequence[str] | None,
+    saved_raw: Mapping[str, Any] | None = None,
 ) -> DictConfig:
-    """The checkpoint's config `saved`, with the values of `cfg` that `overrides` (the
-    command line) set, or with every value of `cfg` when `overrides` is None (no command line:
-    `cfg` is taken as meant)."""
+    """The checkpoint's config `saved` (`saved_raw`: the same with its interpolations, if the
+    checkpoint has it), with the values of `cfg` that `overrides` (the command line) set, or
+    with every value of `cfg` when `overrides` is None (no command line: `cfg` is meant whole)."""
     now = _leaves(OmegaConf.to_container(cfg, resolve=True))
-    raw = _leaves(OmegaConf.to_container(cfg, resolve=False))
+    raws = [_leaves(OmegaConf.to_container(cfg, resolve=False)), _leaves(saved_raw or {})]
     before = _leaves(saved)
     given = None if overrides is None else _override_keys(overrides)
-    merged = OmegaConf.create(dict(saved))
+    merged = OmegaConf.create(dict(saved_raw or saved))
     changes = []
     for key in sorted(set(now) | set(before)):
         new, old = now.get(key, _ABSENT), before.get(key, _ABSENT)
         if key in NOT_SETTINGS or new == old or new is _ABSENT:
             continue
-        if given is not None and not _given(key, raw.get(key), given):
+        if old is _ABSENT and given is None:
+            continue  # a key newer than the checkpoint: its default stands
+        if given is not None and not any(_given(key, raw.get(key), given) for raw in raws):
             continue  # a default of this command, not a change the user asked for
         if _is_fixed(key):
             raise ResumeConfigError(
                 f"{key} cannot change when resuming a run (it was {_show(old)}, the command "
                 f"line makes it {_show(new)}): start a new run to train with it"
             )
-        OmegaConf.update(merged, key, new, force_add=True)
+        if OmegaConf.select(merged, key) != new:  # an interpolation may already follow
+            OmegaConf.update(merged, key, new, force_add=True)
         changes.append(f"{key} {_show(old)} → {_show(new)}")
     merged.trainer.resume = cfg.trainer.resume
     if changes:
@@ -79,13 +88,24 @@ def _override_keys(overrides: Iterable[str]) -> set[str]:
 def _given(key: str, raw: Any, given: set[str]) -> bool:
     """Whether the command line set `key`: itself, a node above it, or a key its unresolved
     value interpolates (scheduler.total_updates follows trainer.max_updates)."""
-    if any(key == g or key.startswith(g + ".") for g in given):
-        return True
-    return isinstance(raw, str) and any("${" + g in raw for g in given)
+    keys = [key, *(_references(raw, key) if isinstance(raw, str) else [])]
+    return any(k == g or k.startswith(g + ".") for k in keys for g in given)
+
+
+def _references(raw: str, key: str) -> list[str]:
+    """The keys the interpolations in `raw` (the value of `key`) name, relative ones such as
+    data.source.root's `${..root}` made absolute (`data.root`)."""
+    references = []
+    for reference in re.findall(r"\$\{([^${}:]+)\}", raw):
+        dots = len(reference) - len(reference.lstrip("."))
+        if dots:  # one dot: the node holding `key`; each more, one node up
+            reference = ".".join([*key.split(".")[:-dots], reference[dots:]])
+        references.append(reference)
+    return references
 
 
 def _is_fixed(key: str) -> bool:
-    return any(key == f or key.startswith(f + ".") for f in FIXED)
+    return key not in MOVABLE and any(key == f or key.startswith(f + ".") for f in FIXED)
 
 
 def _show(value: Any) -> str:

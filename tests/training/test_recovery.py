@@ -298,3 +298,29 @@ def test_resume_makes_the_run_directory_hydra_writes_the_resumed_ones(tmp_path):
     # the first start's record stays; a continuation's goes beside it
     assert run_dir._hydra_output_subdir(str(run)).startswith(".hydra/resumed-")
     assert run_dir._hydra_output_subdir(str(tmp_path / "new")) == ".hydra"
+
+
+def test_continued_config_is_the_checkpoints_with_the_command_lines_changes():
+    from omegaconf import OmegaConf
+
+    from seq2seq.training.resume import continued_config
+
+    started = compose_config(
+        "train",
+        "data.root=/old",
+        "model.hidden_size=32",
+        "scheduler=one_cycle",
+        "trainer.max_updates=10",
+    )
+    saved = OmegaConf.to_container(started, resolve=True)
+    raw = OmegaConf.to_container(started, resolve=False)
+    overrides = ["trainer.resume=/runs/x", "data.root=/new", "trainer.max_updates=20"]
+    merged = continued_config(compose_config("train", *overrides), saved, overrides, raw)
+    assert merged.model.hidden_size == 32  # the run's, not this command's default
+    assert merged.scheduler._target_.endswith("one_cycle")
+    assert merged.scheduler.total_updates == 20  # follows trainer.max_updates
+    assert merged.data.root == merged.data.source.root == "/new"  # the same data, moved
+    assert merged.trainer.resume == "/runs/x"
+    refused = [*overrides, "model.hidden_size=64"]
+    with pytest.raises(ResumeConfigError, match="model.hidden_size cannot change .* was 32"):
+        continued_config(compose_config("train", *refused), saved, refused, raw)
