@@ -99,8 +99,9 @@ def check_values(cfg: DictConfig) -> list[str]:
 
 
 def validate_entry_config(cfg: DictConfig) -> None:
-    """The checks of RULES for evaluate's and translate's configs, before a checkpoint is read."""
-    if problems := check_values(cfg):
+    """The checks of RULES for any entry point's config, before a checkpoint is read (in
+    evaluate and translate; in train at resume, whose full config comes from the checkpoint)."""
+    if problems := check_values(cfg) + _lr_overflow(cfg):
         raise ValueError("invalid config: " + "; ".join(problems))
 
 

@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seq2seq import cli
-from seq2seq.config import validate_config
+from seq2seq.config import validate_config, validate_entry_config
 from seq2seq.pipeline import build_model, build_trainer, checkpoint_extras, count_parameters
 from seq2seq.reporting import variant_name, write_run_metrics
 from seq2seq.training import checkpoint as ckpt
@@ -36,8 +36,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None
     """Train in `run_dir`; `overrides` are the command line's (None: `cfg` is meant as a whole,
     also at resume)."""
     new_run = cfg.trainer.resume is None
-    if new_run:  # else the config to check is the checkpoint's with the command line's changes
+    if new_run:
         validate_config(cfg)
+    else:  # the whole config is the checkpoint's with the command line's changes, checked below
+        validate_entry_config(cfg)
     # one process, or one of a torchrun job (each then trains on its share of every update)
     with (
         distributed.join(runtime.pick_device(cfg.device)) as world,
