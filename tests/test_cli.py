@@ -161,3 +161,28 @@ def test_an_interrupt_exits_with_128_plus_the_signal(capsys):
         cli.reports_errors(interrupted)()
     assert exit_.value.code == 143
     assert capsys.readouterr().err == "interrupted by SIGTERM: saved x\n"
+
+
+@pytest.mark.slow  # two real sweeps of two points: about 2 minutes on 2 busy cores
+def test_rerun_sweep_command_finishes_only_the_unfinished_point(tmp_path: Path):
+    sweep = tmp_path / "sweep"
+    command = [
+        "-m",
+        *TOY,
+        f"cache_dir={tmp_path / 'cache'}",
+        "trainer.max_updates=4",
+        f"hydra.sweep.dir={sweep}",
+        "trainer.resume=auto",
+        "seed=1,2",
+    ]
+    first = start("seq2seq.train", *command)
+    assert first.communicate(timeout=600) and first.returncode == 0
+    finished = (sweep / "0" / "metrics.json").read_text()
+    (sweep / "1" / "metrics.json").unlink()  # point 1 was interrupted after its last checkpoint
+    again = start("seq2seq.train", *command)
+    log = "".join(again.communicate(timeout=600))  # Hydra's sweep logs go to stdout
+    assert again.returncode == 0, log
+    assert f"{sweep / '0'}: already finished" in log
+    assert f"resumed from {sweep / '1'}/checkpoints/last.pt" in log
+    assert (sweep / "0" / "metrics.json").read_text() == finished
+    assert (sweep / "1" / "metrics.json").is_file()
