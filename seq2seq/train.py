@@ -63,8 +63,7 @@ def _train(
 ) -> float:
     runtime.seed_everything(cfg.seed)
     # the name comparisons show: chosen when the run started (a resume may name no variant)
-    variant = resume.get("variant") if resume else None
-    variant = variant or variant_name(cfg)
+    variant = (resume or {}).get("variant") or variant_name(cfg)
     device = world.device
     precision = runtime.resolve_precision(cfg.trainer.precision, device)
     runtime.configure_cpu(device, cfg.trainer.num_threads)
