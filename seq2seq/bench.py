@@ -39,7 +39,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from seq2seq import evaluation
+from seq2seq import cli, evaluation
 from seq2seq.config import validate_config
 from seq2seq.data import prepare_data
 from seq2seq.pipeline import build_model, build_trainer, count_parameters
@@ -462,4 +462,4 @@ def main(argv: list[str]) -> dict[str, Any]:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(name)s: %(message)s")
-    main(sys.argv[1:])
+    cli.reports_errors(main)(sys.argv[1:])

@@ -1,7 +1,9 @@
-"""Up-front checks of a composed config, so a bad value fails before any data is read.
+"""Up-front checks of a composed config, so a bad value fails before any data or checkpoint is
+read.
 
 Hydra already rejects unknown keys (struct mode); these rules catch known keys with bad values
-and name the key in the message. Group-specific checks (data, model) live with their code.
+and name the key in the message. Group-specific checks (data, model) live with their code; the
+model's run by building it once with a two-word vocabulary.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from hydra.utils import get_object
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.data import check_data_config
@@ -52,6 +56,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.accumulate_grad": (_positive_int, "a positive integer"),
     "trainer.num_threads": (_positive_int, "a positive integer"),
     "trainer.clip_grad_norm": (_optional(_positive_number), "a positive number or null"),
+    "trainer.max_nonfinite_updates": (_positive_int, "a positive integer"),
+    "trainer.loss_explosion_factor": (
+        _optional(lambda v: _positive_number(v) and v > 1),
+        "a number above 1 or null",
+    ),
     "trainer.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "trainer.precision": (_one_of(*PRECISIONS), f"one of {PRECISIONS}"),
     "trainer.early_stopping_metric": (_one_of("bleu", "chrf", "loss", "ppl"), "bleu|chrf|loss|ppl"),
@@ -60,11 +69,33 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "search.alpha": (lambda v: v >= 0, "a non-negative number"),
     "search.max_len_a": (lambda v: v >= 0, "a non-negative number"),
     "search.max_len_b": (lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
+    # evaluate and translate
+    "num_threads": (_positive_int, "a positive integer"),
+    "batch_sentences": (_positive_int, "a positive integer"),
+    # train|validation|test, or another split of a file-based data set by its file prefix
+    # (evaluate says which splits the data set has)
+    "data.split": (
+        lambda v: isinstance(v, str) and v.strip() != "" and "/" not in v,
+        "a split name (train|validation|test or a file prefix such as test_2017_flickr)",
+    ),
 }
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """Raise ValueError naming every key whose value is out of range."""
+    """Raise ValueError naming every key of a train config whose value is out of range."""
+    problems = check_values(cfg) + _lr_overflow(cfg) + _foreign_scheduler_keys(cfg)
+    problems += [
+        f"{key} must be set (it is ??? in the config), e.g. {key}=<value> on the command line"
+        for key in _missing_keys(OmegaConf.to_container(cfg, throw_on_missing=False))
+    ]
+    if problems:
+        raise ValueError("invalid config: " + "; ".join(problems))
+    check_data_config(cfg.data)
+    check_model_config(cfg.model)
+
+
+def check_values(cfg: DictConfig) -> list[str]:
+    """What is wrong with the values of the keys in RULES that `cfg` has (any entry point's)."""
     problems = []
     for key, (rule, expected) in RULES.items():
         # an interpolation of a ??? value resolves to None here; the ??? is reported below
@@ -80,14 +111,35 @@ def validate_config(cfg: DictConfig) -> None:
     device = str(cfg.get("device", "auto"))
     if not (device in ("auto", "cpu") or device.startswith("cuda")):
         problems.append(f"device must be auto, cpu or cuda[:N], got {device!r}")
-    problems += _foreign_scheduler_keys(cfg)
-    problems += [
-        f"{key} must be set (it is ??? in the config), e.g. {key}=<value> on the command line"
-        for key in _missing_keys(OmegaConf.to_container(cfg, throw_on_missing=False))
-    ]
-    if problems:
-        raise ValueError("invalid config:\n  " + "\n  ".join(problems))
-    check_data_config(cfg.data)
+    return problems
+
+
+def validate_entry_config(cfg: DictConfig) -> None:
+    """The checks of RULES for any entry point's config, before a checkpoint is read (in
+    evaluate and translate; in train at resume, whose full config comes from the checkpoint)."""
+    if problems := check_values(cfg) + _lr_overflow(cfg):
+        raise ValueError("invalid config: " + "; ".join(problems))
+
+
+def check_model_config(model_cfg: DictConfig) -> None:
+    """Build the model once with a two-word vocabulary, so that its constructors' checks
+    (e.g. model.attention.half_width) fail before data is read; the weights are thrown away."""
+    try:
+        instantiate(model_cfg, src_vocab_size=2, tgt_vocab_size=2, pad_id=0)
+    except InstantiationException as err:  # its message wraps the constructor's in Hydra's
+        raise ValueError(f"invalid model config: {err.__cause__ or err}") from err
+
+
+def _lr_overflow(cfg: DictConfig) -> list[str]:
+    """An lr whose first Adam step, lr / (1 - beta1), overflows float32 (torch would fail
+    with "value cannot be converted to type float without overflow")."""
+    lr, betas = OmegaConf.select(cfg, "optim.lr"), OmegaConf.select(cfg, "optim.betas")
+    if not _positive_number(lr):
+        return []
+    limit = torch.finfo(torch.float32).max * (1 - betas[0] if betas else 1)
+    if lr < limit:
+        return []
+    return [f"optim.lr={lr:g} overflows float32 in the optimizer's step (at most {limit:.3g})"]
 
 
 def _foreign_scheduler_keys(cfg: DictConfig) -> list[str]:

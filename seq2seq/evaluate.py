@@ -18,6 +18,8 @@ import hydra
 from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq import cli
+from seq2seq.config import validate_entry_config
 from seq2seq.data.test_sets import EvaluationSet, file_set_name, load_split, read_file_pair
 from seq2seq.evaluation import write_json, write_lines
 from seq2seq.pipeline import load_trained
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    validate_entry_config(cfg)  # before the checkpoint and the data are read
     device = runtime.pick_device(cfg.device)
     runtime.configure_cpu(device, cfg.num_threads)
     model, tokenizer, train_cfg = load_trained(cfg.checkpoint, device)
@@ -95,6 +98,7 @@ def _output_dir(cfg: DictConfig, name: str, search: SearchSettings) -> Path:
 
 
 @hydra.main(config_path="../configs", config_name="evaluate", version_base="1.3")
+@cli.reports_errors
 def main(cfg: DictConfig) -> None:
     print(json.dumps(evaluate(cfg), indent=2))
 

@@ -45,6 +45,8 @@ def checkpoint_extras(cfg: DictConfig, tokenizer: Tokenizer) -> dict[str, Any]:
     """What every checkpoint carries besides training state, so it is usable on its own."""
     return {
         "config": OmegaConf.to_container(cfg, resolve=True),
+        # with its interpolations, so that a key changed on resume carries those that follow it
+        "config_raw": OmegaConf.to_container(cfg, resolve=False),
         "tokenizer": tokenizer.to_bytes(),
     }
 

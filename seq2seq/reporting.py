@@ -25,16 +25,23 @@ def variant_name(cfg: DictConfig) -> str:
     return target.rsplit(".", 1)[-1]
 
 
-def write_run_metrics(
-    run_dir: Path, cfg: DictConfig, progress: Any, parameters: int, tests: dict, data: Any
+def write_run_metrics(  # noqa: PLR0913
+    run_dir: Path,
+    cfg: DictConfig,
+    progress: Any,
+    parameters: int,
+    tests: dict,
+    data: Any,
+    variant: str | None = None,
 ) -> dict[str, Any]:
-    """Write the run's metrics.json and test hypotheses; return the metrics."""
+    """Write the run's metrics.json and test hypotheses; return the metrics. `variant`: the
+    name the run started with (a resumed run's command line may choose no variant)."""
     write_lines(run_dir / "test.src", data.sources("test"))
     write_lines(run_dir / "test.ref", data.references("test"))
     for name, result in tests.items():
         write_lines(run_dir / f"test.{name}.hyp", result.hypotheses)
     metrics = {
-        "variant": variant_name(cfg),
+        "variant": variant or variant_name(cfg),
         "seed": cfg.seed,
         "parameters": parameters,
         "train": {

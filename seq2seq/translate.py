@@ -12,6 +12,8 @@ from itertools import islice
 import hydra
 from omegaconf import DictConfig
 
+from seq2seq import cli
+from seq2seq.config import validate_entry_config
 from seq2seq.data import batch_sources
 from seq2seq.pipeline import load_trained
 from seq2seq.training import runtime
@@ -36,7 +38,9 @@ def translate_lines(  # noqa: PLR0913
 
 
 @hydra.main(config_path="../configs", config_name="translate", version_base="1.3")
+@cli.reports_errors
 def main(cfg: DictConfig) -> None:
+    validate_entry_config(cfg)  # before the checkpoint is read
     device = runtime.pick_device(cfg.device)
     runtime.configure_cpu(device, cfg.num_threads)
     model, tokenizer, train_cfg = load_trained(cfg.checkpoint, device)

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
 
+from seq2seq import cli
 from seq2seq.data.files import is_url
 from seq2seq.data.prepare import prepare_data
 from seq2seq.data.sources import SPLITS
@@ -87,8 +86,4 @@ def _megabytes(size: int) -> str:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(name)s: %(message)s")
-    try:
-        main(sys.argv[1:])
-    # bad config or input: the message says what to fix, a traceback would only bury it
-    except (ValueError, OSError, HydraException, OmegaConfBaseException) as error:
-        sys.exit(f"error: {error}")
+    cli.reports_errors(main)(sys.argv[1:])

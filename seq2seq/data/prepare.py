@@ -81,7 +81,7 @@ def check_data_config(cfg: DictConfig) -> None:
     if "_target_" not in (cfg.get("source") or {}):
         problems.append("data.source must be a node with a _target_ (see configs/data/)")
     if problems:
-        raise ValueError("invalid data config:\n  " + "\n  ".join(problems))
+        raise ValueError("invalid data config: " + "; ".join(problems))
 
 
 def _is_positive_int(value: Any) -> bool:

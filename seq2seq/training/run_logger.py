@@ -59,12 +59,18 @@ class RunLogger:
         if enabled and data is not None and translator is not None and examples != 0:
             self.attention_examples = AttentionExamples(data, translator, examples, attention_heads)
         self._writer: SummaryWriter | None = None
+        self._purge_step: int | None = None
 
     @property
     def writer(self) -> SummaryWriter:
         if self._writer is None:
-            self._writer = SummaryWriter(log_dir=str(self.log_dir))
+            self._writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=self._purge_step)
         return self._writer
+
+    def continue_after(self, update: int) -> None:
+        """A resumed run: TensorBoard drops the events a killed run logged after `update` (its
+        checkpoint's), so the continued curve has no step twice."""
+        self._purge_step = update + 1
 
     def train_update(self, update: int, stats: Any, lr: float) -> None:
         """`train/ppl` is exp of the training loss, which is label-smoothed when

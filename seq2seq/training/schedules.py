@@ -64,3 +64,16 @@ def one_cycle(
         pct_start=warmup_updates / total_updates,
         cycle_momentum=False,
     )
+
+
+def rescale(optimizer: Optimizer, scheduler: Any, factor: float) -> None:
+    """Multiply every learning rate the optimizer and its schedule hold by `factor`: the
+    schedule keeps its position and shape (warm-up, decay, plateau reductions) at the new scale.
+    This is how a run resumed with another optim.lr continues."""
+    for group in optimizer.param_groups:
+        for key in ("lr", "initial_lr", "max_lr", "min_lr"):  # OneCycleLR keeps the last three
+            if isinstance(group.get(key), float | int):
+                group[key] *= factor
+    for name in ("base_lrs", "_last_lr"):
+        if isinstance(getattr(scheduler, name, None), list):
+            setattr(scheduler, name, [lr * factor for lr in getattr(scheduler, name)])

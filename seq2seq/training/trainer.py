@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.nn.functional as F
@@ -17,18 +19,22 @@ from tqdm.auto import tqdm
 from seq2seq.data.batch import Batch
 from seq2seq.models.interface import Seq2SeqModel
 from seq2seq.training import checkpoint as ckpt
-from seq2seq.training import runtime
+from seq2seq.training import runtime, schedules
 from seq2seq.training.distributed import MicroStep, World, gradient_sync
+from seq2seq.training.interrupts import Interrupted, StopRequests
+from seq2seq.training.run_dir import restart_command, resume_command
 from seq2seq.training.run_logger import RunLogger
 from seq2seq.training.validation import ValidationResult, Validator
 
 log = logging.getLogger(__name__)
 
 HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "loss": False, "ppl": False}
+MEDIAN_WINDOW = 100  # recent updates whose median training loss an exploding loss is judged by
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the update was not applied."""
+class DivergenceError(FloatingPointError):
+    """Training diverged: non-finite losses in a row, an exploding loss or an infinite
+    validation perplexity. No checkpoint holds the diverged weights."""
 
 
 @dataclass
@@ -44,6 +50,7 @@ class Progress:
     best_metric: float | None = None
     best_update: int = 0
     bad_validations: int = 0
+    skipped_updates: int = 0  # not applied: non-finite loss or gradient
     losses: list[float] = field(default_factory=list)  # training loss of every update
     validations: list[dict[str, float]] = field(default_factory=list)
     stop_reason: str = ""
@@ -83,11 +90,13 @@ class Trainer:
         patience: int | None = 5,
         label_smoothing: float = 0.1,
         clip_grad_norm: float | None = 1.0,
+        max_nonfinite_updates: int = 5,
+        loss_explosion_factor: float | None = 100.0,
         accumulate_grad: int = 1,
         num_threads: int = 2,
         precision: str = "auto",
         progress: bool = True,
-        resume: str | None = None,
+        resume: str | dict[str, Any] | None = None,
         logger: RunLogger | None = None,
         world: World | None = None,
     ) -> None:
@@ -106,6 +115,13 @@ class Trainer:
         self.metric, self.patience = early_stopping_metric, patience
         self.label_smoothing, self.clip_grad_norm = label_smoothing, clip_grad_norm
         self.accumulate_grad = accumulate_grad
+        self.max_nonfinite_updates = max_nonfinite_updates
+        self.explosion_factor = loss_explosion_factor
+        self._nonfinite_in_a_row = 0
+        # a due checkpoint waits for the next update's loss to show its weights are sane
+        self._pending_save: dict[str, Any] | None = None
+        self._sane_checkpoint: tuple[Path, int] | None = None  # newest written, and its update
+        self._stop, self._signum = StopRequests(), 0
         self.world = world or World(device=device)
         self.train_model: torch.nn.Module = model  # wrapped for data parallelism in fit()
         self.precision = runtime.resolve_precision(precision, device)
@@ -114,20 +130,26 @@ class Trainer:
         self.progress = Progress()
         self._check_plateau_mode()
         runtime.configure_cpu(device, num_threads)
-        if resume:  # rank 0 reads it: other nodes need not see the file
+        if isinstance(resume, dict):  # read already (by the entry point)
+            self.restore(resume)
+        elif resume:  # rank 0 reads it: other nodes need not see the file
             self.restore(self.world.from_main(lambda: ckpt.load_checkpoint(resume)))
 
     # ------------------------------------------------------------------ public
 
     def fit(self) -> Progress:
-        """Train until max_epochs / max_updates / max_minutes or early stopping."""
+        """Train until max_epochs / max_updates / max_minutes or early stopping; on SIGINT or
+        SIGTERM save last.pt after the update in progress and raise Interrupted."""
         self.model.to(self.device)
         self.train_model = self.world.wrap(self.model)
         log.info(
             "training %s parameters on %s (%s)", _count(self.model), self.device, self.precision
         )
-        while not self.progress.stop_reason:
-            self._run_epoch()
+        with self._stop:
+            while not self.progress.stop_reason:
+                self._run_epoch()
+        if self._signum:
+            self._save_interrupted()
         log.info("stopped: %s", self.progress.stop_reason)
         if not self._validated_last_update():  # a budget ended the run between validations
             self._validate()
@@ -135,20 +157,25 @@ class Trainer:
         self.logger.flush()
         return self.progress
 
-    def save(self, name: str) -> Path:
+    def save(self, name: str, state: dict[str, Any] | None = None) -> Path:
+        """Write the training state (with `state`'s progress and rng, those of an earlier update
+        of the same weights, in place of the current ones) to checkpoints/`name`."""
         path = self.run_dir / ckpt.CHECKPOINT_DIR / name
         if not self.world.is_main:
             return path
+        state = state or self._position()
         payload = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": runtime.rng_state(),
-            "progress": asdict(self.progress),
+            **state,
             **self.checkpoint_extras,
         }
         ckpt.save_checkpoint(payload, path)
+        if name == ckpt.LAST:
+            self._sane_checkpoint = (path, state["progress"]["update"])
+            self.logger.flush()  # the events of what the checkpoint holds are on disk with it
         return path
 
     def restore(self, payload: dict[str, Any]) -> None:
@@ -164,12 +191,18 @@ class Trainer:
                 f"checkpoint {payload['path']} does not fit the configured model "
                 f"(was `model` changed since it was written?): {err}"
             ) from err
+        lr = self.optimizer.defaults["lr"]  # the configured one, which load_state_dict replaces
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
+        saved_lr = payload["config"]["optim"]["lr"]
+        if lr != saved_lr:  # changed on resume: the schedule goes on at the new scale
+            schedules.rescale(self.optimizer, self.scheduler, lr / saved_lr)
         self.scaler.load_state_dict(payload["scaler"])
         runtime.set_rng_state(payload["rng"])
         self.progress = Progress(**payload["progress"])
         self.progress.stop_reason = ""
+        self._sane_checkpoint = (Path(payload["path"]), self.progress.update)
+        self.logger.continue_after(self.progress.update)
         log.info(
             "resumed from %s at update %d (epoch %d, batch %d)",
             payload["path"],
@@ -200,31 +233,78 @@ class Trainer:
             stats = self._update(group)
             p.batch_in_epoch += len(group)
             bar.update(len(group))
-            self._after_update(stats, bar)
+            if stats is not None:
+                self._after_update(stats, bar)
+            if self._poll_interrupt():
+                p.stop_reason = p.stop_reason or f"interrupted by {self._signal_name()}"
         bar.close()
         if p.batch_in_epoch >= len(batches):
             p.epoch, p.batch_in_epoch = p.epoch + 1, 0
             if p.update % self.validate_every != 0:  # not validated at this very update already
                 self._validate()
 
-    def _update(self, group: list[Batch]) -> UpdateStats:
+    def _update(self, group: list[Batch]) -> UpdateStats | None:
+        """One optimizer update over `group`, or None where it was not applied (skipped)."""
         start = time.perf_counter()
         self.model.train()
         tgt_tokens = sum(b.num_tgt_tokens for b in group)  # of the whole group, on every rank
         loss_sum = sum(self._backward(s, tgt_tokens) for s in self.world.micro_steps(group))
         loss = self.world.sum(loss_sum) / tgt_tokens  # summed first, so every rank sees a NaN
-        if not math.isfinite(loss):
-            self._fail_non_finite(loss)
         self.scaler.unscale_(self.optimizer)
         max_norm = self.clip_grad_norm if self.clip_grad_norm is not None else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        self.scaler.step(self.optimizer)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
+        applied = self._may_apply(loss, grad_norm)
+        if applied:
+            if self._pending_save is not None:  # its weights have just given a sane loss
+                self.save(ckpt.LAST, self._pending_save)
+            self.scaler.step(self.optimizer)
+        self._pending_save = None
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        if not applied:
+            return None
         if not isinstance(self.scheduler, ReduceLROnPlateau):
             self.scheduler.step()
         seconds = self.world.max(time.perf_counter() - start)  # the same on every rank
-        return UpdateStats(loss, tgt_tokens, float(grad_norm), seconds)
+        return UpdateStats(loss, tgt_tokens, grad_norm, seconds)
+
+    def _may_apply(self, loss: float, grad_norm: float) -> bool:
+        """Whether an update with this loss and gradient norm may be applied. A non-finite one
+        is skipped (the batch is spent, the weights stay); `max_nonfinite_updates` of them in a
+        row, or a loss exploding against the recent median, stop the run (DivergenceError)."""
+        p = self.progress
+        if math.isfinite(loss) and math.isfinite(grad_norm):
+            self._nonfinite_in_a_row = 0
+            self._check_explosion(loss)
+            return True
+        if self.scaler.is_enabled() and math.isfinite(loss):
+            return False  # fp16 gradient overflow: the scaler lowers its scale, by design
+        self._nonfinite_in_a_row += 1
+        p.skipped_updates += 1
+        what = f"loss {loss}" if not math.isfinite(loss) else f"gradient norm {grad_norm}"
+        log.warning(
+            "update %d skipped: %s (%d in a row)", p.update + 1, what, self._nonfinite_in_a_row
+        )
+        if self._nonfinite_in_a_row >= self.max_nonfinite_updates:
+            self._diverged(
+                f"{self._nonfinite_in_a_row} updates in a row had a non-finite loss or gradient "
+                f"(trainer.max_nonfinite_updates={self.max_nonfinite_updates}; the last: {what})"
+            )
+        return False
+
+    def _check_explosion(self, loss: float) -> None:
+        """A loss over `loss_explosion_factor` times the median of recent updates, and above
+        the run's first (untrained) loss, is a divergence, not a hard batch."""
+        p = self.progress
+        if self.explosion_factor is None or not p.losses:
+            return
+        recent = p.losses[-MEDIAN_WINDOW:]
+        median = statistics.median(recent)
+        if loss > self.explosion_factor * median and loss > p.losses[0]:
+            self._diverged(
+                f"loss {loss:.4g} is over trainer.loss_explosion_factor={self.explosion_factor:g}"
+                f" times the median {median:.4g} of the last {len(recent)} updates"
+            )
 
     def _backward(self, step: MicroStep, normaliser: int) -> torch.Tensor:
         """Back-propagate one micro-batch's share of the token-averaged loss; return its sum."""
@@ -267,7 +347,7 @@ class Trainer:
         if p.update % self.validate_every == 0:
             self._validate()
         elif p.update % self.checkpoint_every == 0:
-            self.save(ckpt.LAST)
+            self._pending_save = self._position()  # written once the next loss proves it sane
         self._check_budget()
 
     def _check_budget(self) -> None:
@@ -284,6 +364,12 @@ class Trainer:
         # rank 0 decodes; every rank gets its scores, so all take the same early-stopping decision
         result, seconds = self.world.from_main(self._timed_validation)
         p.train_seconds += seconds  # a wall-clock budget includes validation
+        if not math.isfinite(result.metrics["ppl"]):
+            self._diverged(
+                f"validation perplexity is {result.metrics['ppl']} "
+                f"(loss {result.metrics['loss']:.4g})",
+                update=p.update,
+            )
         metrics = {**result.metrics, "update": p.update, "epoch": p.epoch, "time": p.train_seconds}
         p.validations.append(metrics)
         improved = self._is_improvement(result.metrics[self.metric])
@@ -356,15 +442,55 @@ class Trainer:
 
     # ------------------------------------------------------------------ helpers
 
-    def _fail_non_finite(self, loss: float) -> None:
+    def _diverged(self, reason: str, update: int | None = None) -> NoReturn:
         p = self.progress
-        last = self.run_dir / ckpt.CHECKPOINT_DIR / ckpt.LAST
-        kept = f"last good checkpoint: {last}" if last.exists() else "no checkpoint was written yet"
-        raise NonFiniteLossError(
-            f"training loss is {loss} at update {p.update + 1} (epoch {p.epoch + 1}, batch "
-            f"{p.batch_in_epoch + 1}); the update was not applied and training stopped; {kept}. "
-            "Try a lower optim.lr, trainer.clip_grad_norm, or trainer.precision=fp32."
+        update = p.update + 1 if update is None else update
+        lower = f"optim.lr={self.optimizer.defaults['lr'] / 10:.3g}"
+        if self._sane_checkpoint is None:
+            advice = "no checkpoint was written; start again with a lower learning rate: "
+            advice += restart_command(lower)
+        else:
+            path, saved = self._sane_checkpoint
+            ours = path == self.run_dir / ckpt.CHECKPOINT_DIR / ckpt.LAST
+            advice = (
+                f"the newest checkpoint with finite weights and a sane loss is {path} (update "
+                f"{saved}); continue from it with a lower learning rate: "
+                + resume_command(self.run_dir if ours else path, lower)
+            )
+        raise DivergenceError(
+            f"training diverged at update {update} (epoch {p.epoch + 1}): {reason}; training "
+            f"stopped and no checkpoint holds the diverged weights; {advice}"
         )
+
+    def _poll_interrupt(self) -> bool:
+        """Whether a signal asked to stop; on several processes, whether one got it, so that
+        all stop after the same update."""
+        signum = self._stop.signum or 0
+        if self.world.size > 1:
+            signum = int(self.world.max(float(signum)))
+        self._signum = signum
+        return signum != 0
+
+    def _signal_name(self) -> str:
+        return signal.Signals(self._signum).name
+
+    def _save_interrupted(self) -> NoReturn:
+        p = self.progress
+        weights = self.model.state_dict().values()
+        if all(torch.isfinite(t).all() for t in weights if t.is_floating_point()):
+            saved = f"saved {self.save(ckpt.LAST)} at update {p.update}"
+        else:
+            saved = "the weights are not finite and were not saved"
+        self.logger.flush()
+        raise Interrupted(
+            self._signum,
+            f"interrupted by {self._signal_name()}: {saved}; continue with: "
+            + resume_command(self.run_dir),
+        )
+
+    def _position(self) -> dict[str, Any]:
+        """Where training stands now, besides the weights and optimizer: progress and rng."""
+        return {"progress": asdict(self.progress), "rng": runtime.rng_state()}
 
     def _check_plateau_mode(self) -> None:
         if isinstance(self.scheduler, ReduceLROnPlateau):
