@@ -6,8 +6,17 @@ In `<run dir>/tensorboard/` (so `tensorboard --logdir <sweep dir>` shows every r
 - for the first `examples` validation sentences, at every validation: text `examples/<i>`
   (source, reference, current translation) and image `attention/<i>` (heatmap; with
   `attention_heads`, also `attention_heads/<i>/<head>` for models with heads);
-- once, at the end: the flattened config as HParams with the final metrics as scalars
-  `final/*`, so the HParams dashboard sorts and filters the runs of a sweep side by side.
+- once, at the end: the run's single-value results (best validation BLEU, test BLEU and chrF
+  per search, minutes, tokens/s, parameters) as the metrics of its HParams row, next to its
+  variant, seed, data and flattened config, so the HParams dashboard sorts and filters the runs
+  of a sweep side by side; and the same results as a table in text `results`.
+
+TensorBoard lists tag groups and HParams columns by name. HParams reads a metric from the
+run's scalars, so the results are scalars too, in group `z_final`, which sorts after the
+`train` and `validation` curves instead of leading the Scalars dashboard with charts of one
+point. The HParams columns a user compares by are capitalised (`Data`, `Seed`, `Variant`) so
+that they sort before the lower-case config keys; the dashboard shows the first five columns
+whose values differ between runs.
 
 In the run directory: `attention.json`, the fixed sentences translated by the best model, which
 `python -m seq2seq.compare` draws side by side for every variant.
@@ -33,6 +42,7 @@ from seq2seq.training.validation import Translator
 
 TENSORBOARD_DIR = "tensorboard"
 ATTENTION_FILE = "attention.json"
+FINAL_GROUP = "z_final"
 
 
 class RunLogger:
@@ -135,33 +145,45 @@ class RunLogger:
         step = int(metrics["train"]["updates"])
         for name, value in final.items():
             self.writer.add_scalar(name, value, step)
+        self.writer.add_text("results", _results_table(final), step)
         _, session_start, session_end = hparams(hyper_parameters(metrics), final)
         self.writer.file_writer.add_summary(session_start)
         self.writer.file_writer.add_summary(session_end)
 
 
 def hyper_parameters(metrics: Mapping[str, Any]) -> dict[str, str | int | float | bool]:
-    """The run's resolved config flattened to dotted keys, plus its variant and seed; lists and
-    nulls become strings, the only other types HParams takes being numbers and booleans."""
-    flat = {"variant": metrics["variant"], "seed": metrics["seed"]}
-    flat.update(_flatten(metrics["config"]))
+    """The run's variant, seed and data pair, then its resolved config flattened to dotted keys
+    (less the seed, already there); lists and nulls become strings, the only other types
+    HParams takes being numbers and booleans."""
+    data = metrics["config"]["data"]
+    flat = {
+        "Variant": metrics["variant"],
+        "Seed": metrics["seed"],
+        "Data": f"{data['name']} {data['src_lang']}-{data['tgt_lang']}",
+    }
+    flat.update(_flatten({k: v for k, v in metrics["config"].items() if k != "seed"}))
     return flat
 
 
 def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Scalars `final/*` from a run's metrics.json: what the HParams table sorts by."""
+    """Scalars `z_final/*` from a run's metrics.json: what the HParams table sorts by."""
     train = metrics["train"]
     bleus = [v["bleu"] for v in metrics["validations"]]
-    final = {
-        "final/best_validation_bleu": max(bleus) if bleus else math.nan,
-        "final/train_minutes": train["seconds"] / 60,
-        "final/tgt_tokens_per_second": train["tgt_tokens_per_second"],
-        "final/parameters": float(metrics["parameters"]),
-    }
+    final = {f"{FINAL_GROUP}/best_validation_bleu": max(bleus) if bleus else math.nan}
     for search, result in metrics["test"].items():
-        final[f"final/test_bleu_{search}"] = result["bleu"]
-        final[f"final/test_chrf_{search}"] = result["chrf"]
+        final[f"{FINAL_GROUP}/test_bleu_{search}"] = result["bleu"]
+    for search, result in metrics["test"].items():
+        final[f"{FINAL_GROUP}/test_chrf_{search}"] = result["chrf"]
+    final[f"{FINAL_GROUP}/train_minutes"] = train["seconds"] / 60
+    final[f"{FINAL_GROUP}/tgt_tokens_per_second"] = train["tgt_tokens_per_second"]
+    final[f"{FINAL_GROUP}/parameters"] = float(metrics["parameters"])
     return final
+
+
+def _results_table(final: Mapping[str, float]) -> str:
+    """The final results as a markdown table, for the Text dashboard."""
+    rows = [f"| {name.split('/', 1)[1]} | {value:,.2f} |" for name, value in final.items()]
+    return "\n".join(["| result | value |", "| --- | ---: |", *rows])
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, str | int | float | bool]:

@@ -19,7 +19,7 @@ from seq2seq.data import prepare_data
 from seq2seq.pipeline import build_model
 from seq2seq.train import train
 from seq2seq.training.examples import AttentionExamples
-from seq2seq.training.run_logger import ATTENTION_FILE, TENSORBOARD_DIR
+from seq2seq.training.run_logger import ATTENTION_FILE, FINAL_GROUP, TENSORBOARD_DIR
 from seq2seq.training.validation import SearchSettings, Translator
 
 from .conftest import TINY, compose_config
@@ -99,16 +99,28 @@ def test_hparams_hold_the_config_and_final_metrics(events, run):
     hparams = {
         name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()
     }
-    assert hparams["variant"] == metrics["variant"]
+    assert hparams["Variant"] == metrics["variant"] and hparams["Seed"] == metrics["seed"]
+    assert hparams["Data"] == "toy_copy src-tgt" and "seed" not in hparams
+    # capitalised: TensorBoard lists columns by name, so these come before the config keys
+    assert sorted(hparams)[:3] == ["Data", "Seed", "Variant"]
     # TINY: a d_model 32 Transformer with its own recipe (configs/optim/adam_transformer.yaml)
     assert hparams["model.d_model"] == 32 and hparams["optim.lr"] == pytest.approx(5e-4)
     assert hparams["data.name"] == "toy_copy"
     assert hparams_metadata.SESSION_END_INFO_TAG in content
-    final = {tag: scalars(events, tag)[6] for tag in events.Tags()["scalars"] if "final/" in tag}
-    assert final["final/test_bleu_greedy"] == pytest.approx(metrics["test"]["greedy"]["bleu"])
-    assert final["final/parameters"] == metrics["parameters"]
+    final = {
+        tag.split("/")[1]: scalars(events, tag)[6]
+        for tag in events.Tags()["scalars"]
+        if tag.startswith(f"{FINAL_GROUP}/")
+    }
+    assert final["test_bleu_greedy"] == pytest.approx(metrics["test"]["greedy"]["bleu"])
+    assert final["parameters"] == metrics["parameters"]
     best = max(v["bleu"] for v in metrics["validations"])
-    assert final["final/best_validation_bleu"] == pytest.approx(best)
+    assert final["best_validation_bleu"] == pytest.approx(best)
+    # the single values sort after the curves, which lead the Scalars dashboard
+    groups = sorted({tag.split("/")[0] for tag in events.Tags()["scalars"]})
+    assert groups == ["train", "validation", FINAL_GROUP]
+    results = events.Tensors("results/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert f"| test_bleu_greedy | {final['test_bleu_greedy']:,.2f} |" in results
 
 
 def test_attention_json_is_a_distribution_per_target_token(run):
