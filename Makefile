@@ -10,7 +10,7 @@ DATA_ARG := $(if $(DATA_ROOT),data.root=$(abspath $(DATA_ROOT)),)
 NPROC ?= 2
 ARGS ?=
 
-.PHONY: help install train data test test-slow lint bench compare train-ddp clean
+.PHONY: help install train data test test-slow test-slurm test-browser lint bench compare train-ddp clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,7 +33,19 @@ test: $(STAMP)  ## fast test suite (a few minutes on 2 cores)
 	$(PY) -m pytest -m "not slow" -q $(ARGS)
 
 test-slow: $(STAMP)  ## slow tests: real training on toy tasks and Multi30k
-	$(PY) -m pytest -m slow -q $(ARGS)
+	$(PY) -m pytest -m "slow and not slurm and not browser" -q $(ARGS)
+
+# Debian packages, installed as root when missing (apt-get)
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+
+test-slurm: $(STAMP)  ## Slurm tests on a one-node Slurm it starts and stops (scripts/local_slurm.sh)
+	$(PY) -m pip install -q -c constraints.txt -e '.[slurm]'
+	$(PY) -m pytest -m slurm -q $(ARGS)
+
+test-browser: $(STAMP)  ## TensorBoard in headless Chromium (installs chromium and its driver)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	    || { apt-get update -q && $(APT_INSTALL) chromium chromium-driver; }
+	$(PY) -m pytest -m browser -q $(ARGS)
 
 lint: $(STAMP)  ## ruff check and format check
 	$(VENV)/bin/ruff check seq2seq tests scripts
