@@ -169,7 +169,8 @@ def expectations(variants: Iterable[str]) -> dict[str, list[str]]:
 
 
 def main(logdir: str, out_dir: str) -> None:
-    variants = sorted(json.loads(p.read_text())["variant"] for p in Path(logdir).rglob("metrics.json"))
+    runs = Path(logdir).rglob("metrics.json")
+    variants = sorted(json.loads(run.read_text())["variant"] for run in runs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     print(f"serving {logdir} ({len(variants)} runs) and opening each dashboard in Chromium")
