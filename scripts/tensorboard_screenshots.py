@@ -106,7 +106,7 @@ def wait(condition, timeout: float, what: str) -> None:
 
 
 @contextmanager
-def chromium(width: int = 1400, height: int = 1000) -> Iterator[object]:
+def chromium(width: int = 1800, height: int = 1000) -> Iterator[object]:
     """Headless Debian Chromium driven through its chromedriver."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
