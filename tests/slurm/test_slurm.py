@@ -149,7 +149,7 @@ def test_a_requeued_job_continues_from_its_checkpoint_with_the_same_loss_curve(s
     wait_for(requeued, 120, "the job to be requeued")
     if job_field(slurm, job) == "PENDING":  # held until its old credentials expire (2 min)
         subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm)
-    wait_for(lambda: job_field(slurm, job) in ("COMPLETED", "FAILED"), 600, "the requeued job")
+    wait_for(lambda: job_field(slurm, job) not in (*running, "COMPLETING"), 600, "the job to end")
 
     log = (runs / f"slurm-{job}.out").read_text()
     assert job_field(slurm, job) == "COMPLETED", log
