@@ -10,7 +10,7 @@ DATA_ARG := $(if $(DATA_ROOT),data.root=$(abspath $(DATA_ROOT)),)
 NPROC ?= 2
 ARGS ?=
 
-.PHONY: help install train data test test-slow test-slurm test-browser lint bench compare train-ddp clean
+.PHONY: help install train data test test-slow lint bench compare train-ddp clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,7 @@ test-slow: $(STAMP)  ## slow tests: real training on toy tasks and Multi30k
 
 # Debian packages, installed as root when missing (apt-get)
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+.PHONY: test-slurm test-browser
 
 test-slurm: $(STAMP)  ## Slurm tests on a one-node Slurm it starts and stops (scripts/local_slurm.sh)
 	$(PY) -m pip install -q -c constraints.txt -e '.[slurm]'
