@@ -43,7 +43,20 @@ test: $(STAMP)  ## fast test suite (a few minutes on 2 cores)
 	$(PY) -m pytest -m "not slow" -q $(ARGS)
 
 test-slow: $(STAMP)  ## slow tests: real training on toy tasks and Multi30k
-	$(PY) -m pytest -m slow -q $(ARGS)
+	$(PY) -m pytest -m "slow and not slurm and not browser" -q $(ARGS)
+
+# Debian packages, installed as root when missing (apt-get)
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+.PHONY: test-slurm test-browser
+
+test-slurm: $(STAMP)  ## Slurm tests on a one-node Slurm it starts and stops (scripts/local_slurm.sh)
+	$(PY) -m pip install -q -c constraints.txt -e '.[slurm]'
+	$(PY) -m pytest -m slurm -q $(ARGS)
+
+test-browser: $(STAMP)  ## TensorBoard in headless Chromium (installs chromium and its driver)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	    || { apt-get update -q && $(APT_INSTALL) chromium chromium-driver; }
+	$(PY) -m pytest -m browser -q $(ARGS)
 
 lint: $(STAMP)  ## ruff check and format check
 	$(VENV)/bin/ruff check seq2seq tests scripts

@@ -25,6 +25,11 @@ def variant_name(cfg: DictConfig) -> str:
     return target.rsplit(".", 1)[-1]
 
 
+def command_line_overrides() -> list[str]:
+    """The run's overrides from the command line (`optim.lr=1e-3`), in a Hydra job."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def write_run_metrics(  # noqa: PLR0913
     run_dir: Path,
     cfg: DictConfig,

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from seq2seq import cli
 from seq2seq.config import validate_config, validate_entry_config
 from seq2seq.pipeline import build_model, build_trainer, checkpoint_extras, count_parameters
-from seq2seq.reporting import variant_name, write_run_metrics
+from seq2seq.reporting import command_line_overrides, variant_name, write_run_metrics
 from seq2seq.training import checkpoint as ckpt
 from seq2seq.training import distributed, runtime
 from seq2seq.training import run_dir as run_dirs
@@ -73,7 +73,12 @@ def _train(
     search = SearchSettings(**cfg.search)
     greedy = Validator(data, device, precision, replace(search, beam_size=1))
     logger = instantiate(cfg.logger)(
-        run_dir=run_dir, enabled=world.is_main, data=data, translator=greedy.translate
+        run_dir=run_dir,
+        enabled=world.is_main,
+        data=data,
+        translator=greedy.translate,
+        name=f"{variant_name(cfg)}_seed{cfg.seed}",  # the run's name in TensorBoard
+        overrides=command_line_overrides(),  # HParams columns
     )
     trainer = build_trainer(
         cfg,

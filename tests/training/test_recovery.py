@@ -70,7 +70,7 @@ def tensorboard_scalars(run: Path, tag: str) -> list[tuple[int, float]]:
     """`tag`'s (step, value) points as TensorBoard shows them: event files in order, and a
     writer's purge_step (a START session log) drops the points at and after its step."""
     points: list[tuple[int, float]] = []
-    for file in sorted((run / "tensorboard").iterdir()):
+    for file in sorted((run / "tensorboard").rglob("events.out.tfevents.*")):
         for event in EventFileLoader(str(file)).Load():
             if event.HasField("session_log") and event.session_log.status == 1:  # START
                 points = [p for p in points if p[0] < event.step]

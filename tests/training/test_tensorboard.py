@@ -19,7 +19,12 @@ from seq2seq.data import prepare_data
 from seq2seq.pipeline import build_model
 from seq2seq.train import train
 from seq2seq.training.examples import AttentionExamples
-from seq2seq.training.run_logger import ATTENTION_FILE, TENSORBOARD_DIR
+from seq2seq.training.run_logger import (
+    ATTENTION_FILE,
+    FINAL_GROUP,
+    TENSORBOARD_DIR,
+    hyper_parameters,
+)
 from seq2seq.training.validation import SearchSettings, Translator
 
 from .conftest import TINY, compose_config
@@ -43,9 +48,12 @@ def run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def events(run: Path) -> EventAccumulator:
-    files = list((run / TENSORBOARD_DIR).iterdir())
+    # named by variant and seed: TensorBoard's name for the run (TINY: the Transformer, seed 42)
+    (log_dir,) = (run / TENSORBOARD_DIR).iterdir()
+    assert log_dir.name == "Transformer_seed42"
+    files = list(log_dir.iterdir())
     assert len(files) == 1, f"one event file per run, so HParams pair with its scalars: {files}"
-    return EventAccumulator(str(run / TENSORBOARD_DIR), size_guidance=ALL_EVENTS).Reload()
+    return EventAccumulator(str(log_dir), size_guidance=ALL_EVENTS).Reload()
 
 
 def metrics_of(run: Path) -> dict:
@@ -90,7 +98,7 @@ def test_examples_text_and_attention_images_at_every_validation(events, run):
     assert "attention/2" not in events.Tags()["images"]  # logger.examples=2
 
 
-def test_hparams_hold_the_config_and_final_metrics(events, run):
+def test_hparams_hold_variant_seed_data_and_the_final_metrics(events, run):
     metrics = metrics_of(run)
     content = events.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
     start = hparams_metadata.parse_session_start_info_plugin_data(
@@ -99,16 +107,56 @@ def test_hparams_hold_the_config_and_final_metrics(events, run):
     hparams = {
         name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()
     }
-    assert hparams["variant"] == metrics["variant"]
-    # TINY: a d_model 32 Transformer with its own recipe (configs/optim/adam_transformer.yaml)
-    assert hparams["model.d_model"] == 32 and hparams["optim.lr"] == pytest.approx(5e-4)
-    assert hparams["data.name"] == "toy_copy"
+    # no command-line overrides outside Hydra: the three columns every run has
+    assert hparams == {"Variant": "Transformer", "Seed": 42, "Data": "toy_copy src-tgt"}
+    experiment = hparams_metadata.parse_experiment_plugin_data(
+        content[hparams_metadata.EXPERIMENT_TAG]
+    )
+    # capitalised: TensorBoard lists columns by name, so these come before the config keys
+    assert [info.name for info in experiment.hparam_infos] == ["Variant", "Seed", "Data"]
+    metric_tags = [info.name.tag for info in experiment.metric_infos]
+    assert metric_tags and all(tag.startswith(f"{FINAL_GROUP}/") for tag in metric_tags)
     assert hparams_metadata.SESSION_END_INFO_TAG in content
-    final = {tag: scalars(events, tag)[6] for tag in events.Tags()["scalars"] if "final/" in tag}
-    assert final["final/test_bleu_greedy"] == pytest.approx(metrics["test"]["greedy"]["bleu"])
-    assert final["final/parameters"] == metrics["parameters"]
+    final = {
+        tag.split("/")[1]: scalars(events, tag)[6]
+        for tag in events.Tags()["scalars"]
+        if tag.startswith(f"{FINAL_GROUP}/")
+    }
+    assert final["test_bleu_greedy"] == pytest.approx(metrics["test"]["greedy"]["bleu"])
+    assert final["parameters"] == metrics["parameters"]
     best = max(v["bleu"] for v in metrics["validations"])
-    assert final["final/best_validation_bleu"] == pytest.approx(best)
+    assert final["best_validation_bleu"] == pytest.approx(best)
+    # the single values sort after the curves, which lead the Scalars dashboard
+    groups = sorted({tag.split("/")[0] for tag in events.Tags()["scalars"]})
+    assert groups == ["train", "validation", FINAL_GROUP]
+    results = events.Tensors("results/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert f"| test_bleu_greedy | {final['test_bleu_greedy']:,.2f} |" in results
+
+
+def test_hparams_columns_are_the_command_line_overrides_with_their_resolved_values(run):
+    overrides = [
+        "experiment=compare_attention_smoke",  # a config group: its option
+        "model.d_model=32",
+        "optim.lr=5e-4",
+        "+data.source.languages=[src,tgt]",  # a list: as JSON
+        "trainer.max_minutes=null",
+        "hydra.sweep.dir=/tmp/x",  # Hydra's own: no column
+        "seed=42",  # a column already
+    ]
+    columns = hyper_parameters(metrics_of(run), overrides)
+    assert list(columns) == [
+        "Variant",
+        "Seed",
+        "Data",
+        "experiment",
+        "model.d_model",
+        "optim.lr",
+        "data.source.languages",
+        "trainer.max_minutes",
+    ]
+    assert columns["experiment"] == "compare_attention_smoke"
+    assert columns["model.d_model"] == 32 and columns["optim.lr"] == pytest.approx(5e-4)
+    assert columns["trainer.max_minutes"] == "null"
 
 
 def test_attention_json_is_a_distribution_per_target_token(run):

@@ -105,7 +105,7 @@ def test_run_directory_has_everything_a_number_needs(tiny_config, tmp_path):
     train(tiny_config("trainer.max_updates=4", "search=beam", "search.beam_size=2"), run)
     for name in ("metrics.json", "test.src", "test.ref", "test.greedy.hyp", "test.beam2.hyp"):
         assert (run / name).is_file(), name
-    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((run / "tensorboard" / "Transformer_seed42").glob("events.out.tfevents.*"))
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["test"]) == {"greedy", "beam2"}
     assert metrics["test"]["greedy"]["bleu_signature"].startswith("nrefs:1")
