@@ -24,7 +24,11 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
     """Write `payload` to `path` via a temporary file and a rename, so a kill mid-write
     never leaves a truncated checkpoint where the last good one was."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix = f".{path.name}."
+    # a process killed mid-write (SIGKILL, OOM) leaves a checkpoint-sized temporary file behind
+    for stale in path.parent.glob(f"{prefix}*.tmp"):
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
