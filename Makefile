@@ -32,7 +32,7 @@ data: $(STAMP)  ## print split sizes, vocabulary and batch counts of the default
 test: $(STAMP)  ## fast test suite (a few minutes on 2 cores)
 	$(PY) -m pytest -m "not slow" -q $(ARGS)
 
-test-slow: $(STAMP)  ## slow tests: real training on toy tasks and Multi30k
+test-slow: $(STAMP)  ## slow tests: every attention variant and the Transformer trained to the toy-task thresholds; full Multi30k statistics
 	$(PY) -m pytest -m slow -q $(ARGS)
 
 lint: $(STAMP)  ## ruff check and format check
