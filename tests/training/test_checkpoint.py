@@ -66,15 +66,34 @@ def test_a_serialiser_failing_halfway_leaves_the_previous_checkpoint(previous, m
     assert ckpt.load_checkpoint(path)["model"]["weight"][0, 0] == 1.0
 
 
-def test_a_failing_rename_leaves_the_previous_checkpoint(previous, monkeypatch):
-    path, before = previous
+def fail(*args, **kwargs):
+    raise Crash("rename failed")
 
-    def fail(*args, **kwargs):
-        raise Crash("rename failed")
 
+# (file name, first content written, a write of new content)
+WRITERS = {
+    "checkpoint": (
+        "checkpoints/last.pt",
+        lambda path: ckpt.save_checkpoint(payload(1.0), path),
+        lambda path: ckpt.save_checkpoint(payload(2.0), path),
+    ),
+    "json": (
+        "run/metrics.json",
+        lambda path: evaluation.write_json(path, {"bleu": 35.2}),
+        lambda path: evaluation.write_json(path, {"bleu": 1.0}),
+    ),
+}
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_a_failing_rename_leaves_the_previous_file(writer, tmp_path, monkeypatch):
+    name, write_first, write_again = WRITERS[writer]
+    path = tmp_path / name
+    write_first(path)
+    before = path.read_bytes()
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(Crash):
-        ckpt.save_checkpoint(payload(2.0), path)
+        write_again(path)
     assert path.read_bytes() == before
     assert leftovers(path.parent, keep=path.name) == []
 
@@ -112,19 +131,6 @@ def previous_json(tmp_path: Path) -> tuple[Path, bytes]:
     path = tmp_path / "run" / "metrics.json"
     evaluation.write_json(path, {"bleu": 35.2})
     return path, path.read_bytes()
-
-
-def test_a_json_write_failing_at_the_rename_leaves_the_previous_file(previous_json, monkeypatch):
-    path, before = previous_json
-
-    def fail(*args, **kwargs):
-        raise Crash("rename failed")
-
-    monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(Crash):
-        evaluation.write_json(path, {"bleu": 1.0})
-    assert path.read_bytes() == before
-    assert leftovers(path.parent, keep=path.name) == []
 
 
 def test_a_json_write_failing_halfway_leaves_the_previous_file(previous_json, monkeypatch):
