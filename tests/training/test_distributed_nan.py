@@ -23,13 +23,10 @@ from seq2seq.training import trainer as trainer_module
 from seq2seq.training.trainer import Trainer
 
 from .conftest import TINY, compose_config
+from .test_arithmetic import finite
 from .test_distributed import _free_port
 
 POISONED_CALL = 3  # rank 1's 3rd micro-batch: update 3, one micro-batch per rank and update
-
-
-def finite(tensors) -> bool:
-    return all(torch.isfinite(t).all() for t in tensors if t.is_floating_point())
 
 
 def _rank(rank: int, port: int, tmp: Path) -> None:
