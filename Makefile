@@ -42,7 +42,7 @@ clean-data:  ## remove what was downloaded or prepared under DATA_HOME (default 
 test: $(STAMP)  ## fast test suite (a few minutes on 2 cores)
 	$(PY) -m pytest -m "not slow" -q $(ARGS)
 
-test-slow: $(STAMP)  ## slow tests: real training on toy tasks and Multi30k
+test-slow: $(STAMP)  ## slow tests: every attention variant and the Transformer trained to the toy-task thresholds; full Multi30k statistics
 	$(PY) -m pytest -m "slow and not slurm and not browser" -q $(ARGS)
 
 # Debian packages, installed as root when missing (apt-get)

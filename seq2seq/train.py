@@ -51,7 +51,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None
             return run_dirs.finished_metric(run_dir)
         payload = None
         if source is not None:  # rank 0 reads it: other nodes need not see the file
-            payload = world.from_main(lambda: ckpt.load_checkpoint(source))
+            payload = world.from_main(
+                lambda: ckpt.require_training_state(ckpt.load_checkpoint(source))
+            )
             cfg = continued_config(cfg, payload["config"], overrides, payload.get("config_raw"))
         if not new_run:
             validate_config(cfg)

@@ -9,7 +9,10 @@ import statistics
 from pathlib import Path
 
 import hydra
+import numpy as np
 import pytest
+from matplotlib import colormaps
+from matplotlib.image import imread
 from omegaconf import DictConfig, OmegaConf
 from training.conftest import REPO, TINY, compose_config
 
@@ -139,6 +142,30 @@ def test_variants_within_one_std_of_the_best_are_flagged(tmp_path):
     assert "26.00 ± 2.00" in dot_row and compare.WITHIN_NOISE in dot_row
 
 
+def test_noise_uses_the_larger_of_the_two_deviations(tmp_path):
+    """The documented rule (docs/compare.md): within noise when the gap to the best is at most
+    the larger of the best's and the variant's deviations. The numbers separate it from the
+    best's deviation alone, the variant's alone and the smaller of the two."""
+    write_sweep(
+        tmp_path,
+        {
+            "best": [28.5, 27.5],  # mean 28, std 0.71
+            "wide": [23.0, 26.0, 29.0],  # 2 below, std 3: only the larger (its own) covers it
+            "tight": [27.3, 27.5],  # 0.6 below, std 0.14: only the best's 0.71 covers it
+            "single": [27.5],  # 0.5 below, no deviation of its own: the best's covers it
+            "apart": [24.0, 25.0, 26.0],  # 3 below, std 1: outside both deviations
+        },
+    )
+    notes = {s.variant: s.note for s in compare.summarise(compare.load_runs(tmp_path))}
+    assert notes == {
+        "best": "best",
+        "wide": compare.WITHIN_NOISE,
+        "tight": compare.WITHIN_NOISE,
+        "single": compare.WITHIN_NOISE,
+        "apart": "",
+    }
+
+
 def test_without_beam_everywhere_the_ranking_uses_greedy_bleu(tmp_path):
     write_run(tmp_path, "a", 1, beam_bleu=50.0, greedy_bleu=10.0)
     only_greedy = write_run(tmp_path, "b", 1, beam_bleu=0.0, greedy_bleu=20.0)
@@ -189,6 +216,30 @@ def test_report_of_real_runs_has_their_numbers(sweep, capsys):
     assert int(summary["n"]) == 2
     mean = statistics.fmean(float(row["tgt_tokens_per_second"]) for row in rows)
     assert float(summary["tgt_tokens_per_second_mean"]) == pytest.approx(mean)
-    for image in ("comparison.png", "attention_grid.png"):
-        assert (sweep / image).stat().st_size > 1000
+    check_figures(sweep)
     assert (sweep / "comparison.md").read_text().strip() == printed.split("\n\nwrote")[0].strip()
+
+
+def check_figures(sweep: Path) -> None:
+    """Decode the report's PNGs: their sizes follow from the figures' inches at 100 dpi, the
+    BLEU curves are drawn in the first variant's colour, the heatmap fills its panel."""
+    curves = imread(sweep / "comparison.png")[..., :3]  # (H, W, RGB) floats in [0, 1]
+    assert curves.shape == (450, 700, 3)  # 7 x 4.5 inches
+    blue = np.array(colormaps["tab10"](0)[:3])
+    assert (np.abs(curves - blue).max(axis=-1) < 0.02).sum() > 100, "no curve in its colour"
+
+    grid = imread(sweep / "attention_grid.png")[..., :3]
+    (example,) = json.loads((sweep / "transformer_seed1" / "attention.json").read_text())[
+        "examples"
+    ][:1]
+    side = lambda tokens: min(max(0.28 * tokens, 2.5), 12.0)  # noqa: E731 - plots._side
+    expected = (
+        round(100 * (side(len(example["target"])) + 1.2)),
+        round(100 * (side(len(example["source"])) + 1.0)),
+    )
+    assert grid.shape[:2] == expected
+    # the centre lies inside the one panel's axes, which the heatmap fills: weights > 0 are
+    # shades of grey there, where a figure without the heatmap is white
+    height, width = expected
+    centre = grid[2 * height // 5 : 3 * height // 5, 2 * width // 5 : 3 * width // 5]
+    assert (centre.max(axis=-1) < 0.98).mean() > 0.5, "the heatmap is missing"

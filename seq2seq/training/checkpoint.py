@@ -31,7 +31,11 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
     """Write `payload` to `path` via a temporary file and a rename, so a kill mid-write
     never leaves a truncated checkpoint where the last good one was."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix = f".{path.name}."
+    # a process killed mid-write (SIGKILL, OOM) leaves a checkpoint-sized temporary file behind
+    for stale in path.parent.glob(f"{prefix}*.tmp"):
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
@@ -118,3 +122,13 @@ def rank_by_score(
     best checkpoint is the first to reach its score."""
     sign = -1 if higher_is_better else 1
     return sorted((u for u in updates if u in scores), key=lambda u: (sign * scores[u], u))
+
+
+def require_training_state(payload: dict[str, Any]) -> dict[str, Any]:
+    """`payload` if it can continue training; a weights-only checkpoint cannot."""
+    if "optimizer" not in payload:
+        raise CheckpointError(
+            f"{payload['path']} holds model weights only (a numbered or averaged "
+            f"checkpoint), not a training state to resume; resume from {LAST}"
+        )
+    return payload

@@ -179,11 +179,7 @@ class Trainer:
         return path
 
     def restore(self, payload: dict[str, Any]) -> None:
-        if "optimizer" not in payload:
-            raise ckpt.CheckpointError(
-                f"{payload['path']} holds model weights only (a numbered or averaged "
-                f"checkpoint), not a training state to resume; resume from {ckpt.LAST}"
-            )
+        ckpt.require_training_state(payload)
         try:
             self.model.load_state_dict(payload["model"])
         except RuntimeError as err:

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+from omegaconf import OmegaConf
 
 from seq2seq.data import PreparedData, check_data_config, prepare_data
 from seq2seq.data.__main__ import main
@@ -21,7 +22,14 @@ def test_every_data_config_composes_and_builds_its_source(compose, name: str, tm
     cfg = compose(f"data={name}", f"++data.root={tmp_path}")  # ++: hub configs have no root
     check_data_config(cfg.data)
     source = instantiate(cfg.data.source, _partial_=True)()
-    assert callable(source.load)
+    assert type(source) is get_class(cfg.data.source._target_)
+    # every setting the source keeps under its config name arrives with the configured value
+    settings = OmegaConf.to_container(cfg.data.source, resolve=True)
+    kept = {key: value for key, value in settings.items() if hasattr(source, key)}
+    assert kept, f"{name}: the source keeps none of its settings"
+    for key, value in kept.items():
+        held = getattr(source, key)
+        assert (str(held) if isinstance(held, Path) else held) == value, f"data.source.{key}"
 
 
 @pytest.mark.parametrize(
@@ -85,8 +93,16 @@ def test_stats_report_sizes_vocabulary_tokens_and_batches(small_data: PreparedDa
     for split, values in stats["splits"].items():
         tokens = sum(len(small_data.tokenizer.encode_source(s)) for s in small_data.sources(split))
         assert values["source_tokens"] == tokens
-        assert values["batches"] == len(small_data.batches(split))
-        assert 0 <= values["padding"] < 0.5
+        # recounted from the batches themselves: they cover every pair once, and the padding
+        # share is that of their padded (B, S) and (B, T) tensors
+        batches = small_data.batches(split)
+        assert values["batches"] == len(batches)
+        covered = sorted(int(i) for b in batches for i in b.indices)
+        assert covered == list(range(values["pairs"]))
+        real = sum(b.num_src_tokens + b.num_tgt_tokens for b in batches)
+        cells = sum(b.size * (b.src.size(1) + b.tgt_in.size(1)) for b in batches)
+        assert values["padding"] == pytest.approx(1 - real / cells, abs=5e-5)
+        assert 0 < values["padding"] < 0.5
 
 
 def test_module_entry_point_prints_the_statistics(capsys, tmp_path: Path) -> None:

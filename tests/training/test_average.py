@@ -34,8 +34,8 @@ def run_average(*args: str) -> None:
 
 def test_trainer_keeps_the_latest_and_the_best_numbered_checkpoints(trained_run: Path):
     bleu = validation_bleu(trained_run)
-    updates = sorted(bleu)  # every 20 updates and at each epoch's end
-    assert len(updates) >= 4 and updates[-1] == 40  # so at least one was deleted
+    updates = sorted(bleu)  # every 50 updates and at each epoch's end
+    assert len(updates) >= 4 and updates[-1] == 100  # so at least one was deleted
     best = max(updates, key=bleu.__getitem__)  # the first of equal scores, as training
     assert numbered(trained_run) == sorted({*updates[-2:], best})
     for update in numbered(trained_run):
@@ -64,7 +64,7 @@ def test_average_of_the_last_checkpoints_is_the_mean_of_their_weights(
     inputs = [ckpt.load_checkpoint(p) for p in average.select_numbered(trained_run, last=2)]
     assert [p["progress"]["update"] for p in inputs] == sorted(validation_bleu(trained_run))[-2:]
     averaged = ckpt.load_checkpoint(out)
-    assert averaged["progress"]["update"] == 40
+    assert averaged["progress"]["update"] == 100
     assert averaged["config"] == inputs[-1]["config"]
     for key, tensor in averaged["model"].items():
         expected = torch.stack([p["model"][key] for p in inputs]).mean(dim=0)

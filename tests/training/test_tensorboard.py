@@ -167,7 +167,9 @@ def test_attention_json_is_a_distribution_per_target_token(run):
         assert weights.shape == (len(example["target"]), len(example["source"]))
         assert example["source"][-1] == example["target"][-1] == "</s>"
         assert (weights >= 0).all()
-        assert torch.allclose(weights.sum(dim=1), torch.ones(len(weights)), atol=1e-2)
+        # weights are stored to 4 decimals: a row's sum is off by at most S rounding errors
+        rounding = 5e-5 * len(example["source"]) + 1e-6
+        assert torch.allclose(weights.sum(dim=1), torch.ones(len(weights)), atol=rounding)
         assert len(example["heads"]) == 2
         # the Transformer plots the mean of its heads
         assert torch.allclose(torch.tensor(example["heads"]).mean(dim=0), weights, atol=1e-3)
