@@ -83,7 +83,8 @@ def test_weights_are_distributions_over_real_source_positions(variant):
         torch.testing.assert_close(totals, torch.ones_like(totals))
     else:  # local-p's Gaussian scales the window's softmax down, never up
         assert (totals > 0).all() and (totals <= 1 + 1e-6).all()
-    torch.testing.assert_close(output.context, torch.bmm(weights, memory.values))
+    if getattr(attention, "heads", 1) == 1:  # several heads mix their contexts: tested below
+        torch.testing.assert_close(output.context, torch.bmm(weights, memory.values))
 
 
 @pytest.mark.parametrize("variant", LOCAL_VARIANTS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from seq2seq.models.attention.base import Attention, AttentionOutput, EncoderMemory, masked_softmax
+from seq2seq.models.attention.base import Attention, AttentionOutput, EncoderMemory
 from seq2seq.models.attention.content import CONTENT_SCORES
 
 
@@ -21,9 +21,15 @@ class LocalAttention(Attention):
     """
 
     def __init__(
-        self, *, query_size: int, key_size: int, score: str = "general", half_width: int = 10
+        self,
+        *,
+        query_size: int,
+        key_size: int,
+        score: str = "general",
+        half_width: int = 10,
+        normalizer: str = "softmax",
     ) -> None:
-        super().__init__(query_size=query_size, key_size=key_size)
+        super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
         if score not in CONTENT_SCORES:
             raise ValueError(
                 f"model.attention.score must be one of {sorted(CONTENT_SCORES)}, got {score!r}"
@@ -44,7 +50,9 @@ class LocalAttention(Attention):
         """Hook to modify the window's weights (B, T, W) given their positions and p_t."""
         return weights
 
-    def forward(self, query: Tensor, memory: EncoderMemory, step: int = 0) -> AttentionOutput:
+    def forward(
+        self, query: Tensor, memory: EncoderMemory, step: int = 0, state: Tensor | None = None
+    ) -> AttentionOutput:
         batch, steps, _ = query.shape
         center = self.center(query, memory, step)
         positions, valid = window_positions(center, self.half_width, memory.lengths)
@@ -52,7 +60,7 @@ class LocalAttention(Attention):
         width = index.size(-1)
         keys = gather_window(memory.keys, index)  # (B*T, W, A)
         scores = self.content.score(query.reshape(batch * steps, 1, -1), keys)
-        weights = masked_softmax(scores.view(batch, steps, width), valid)
+        weights = self.normalize(scores.view(batch, steps, width), valid)
         weights = self.reweight(weights, positions, center)  # (B, T, W)
         # the dot score's keys are the values themselves: gather them once
         same = memory.keys is memory.values
@@ -88,10 +96,20 @@ class LuongLocalPAttention(LocalAttention):
     normalised = False
 
     def __init__(
-        self, *, query_size: int, key_size: int, score: str = "general", half_width: int = 10
+        self,
+        *,
+        query_size: int,
+        key_size: int,
+        score: str = "general",
+        half_width: int = 10,
+        normalizer: str = "softmax",
     ) -> None:
         super().__init__(
-            query_size=query_size, key_size=key_size, score=score, half_width=half_width
+            query_size=query_size,
+            key_size=key_size,
+            score=score,
+            half_width=half_width,
+            normalizer=normalizer,
         )
         self.position_layer = nn.Linear(query_size, query_size, bias=False)  # W_p
         self.position_energy = nn.Linear(query_size, 1, bias=False)  # v_p
