@@ -28,8 +28,9 @@ class BahdanauCoverageAttention(BahdanauAttention):
         self.coverage_layer = nn.Linear(1, query_size, bias=False)  # w_c
 
     def initial_state(self, memory: EncoderMemory) -> Tensor:
-        # float32 whatever the autocast: it sums weights over many steps
-        return torch.zeros(memory.mask.shape, device=memory.mask.device)  # (B, S)
+        # at least float32 whatever the autocast: it sums weights over many steps
+        dtype = torch.promote_types(memory.values.dtype, torch.float32)
+        return torch.zeros(memory.mask.shape, dtype=dtype, device=memory.mask.device)  # (B, S)
 
     def forward(
         self, query: Tensor, memory: EncoderMemory, step: int = 0, state: Tensor | None = None
