@@ -149,6 +149,26 @@ def test_gradients_reach_every_parameter(variant, wiring, input_feeding):
     assert not silent, f"no gradient reaches {silent}"
 
 
+@pytest.mark.parametrize("score", ["dot", "general", "concat"])
+def test_one_head_is_bit_for_bit_the_plain_score(score):
+    """multihead with heads=1 builds no projections: the same parameters in the same order as
+    luong_<score>, so the same seed gives the same outputs and gradients, bit for bit."""
+    encoder = ("model.bidirectional=false",) if score == "dot" else ()
+    plain = build(f"luong_{score}", *encoder)
+    one_head = build(
+        "multihead", f"model.attention.score={score}", "model.attention.heads=1", *encoder
+    )
+    src, src_lengths, tgt_in = batch([7, 4, 1], [9, 3, 6])
+    outputs = []
+    for model in (plain, one_head):
+        out = model(src, src_lengths, tgt_in, return_attention=True)
+        out.logits.logsumexp(-1).sum().backward()
+        grads = [p.grad for p in model.parameters()]
+        outputs.append((out.logits, out.attention, *grads))
+    assert len(outputs[0]) == len(outputs[1])
+    assert all(torch.equal(a, b) for a, b in zip(*outputs, strict=True))
+
+
 def greedy(model: RNNSeq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, steps: int):
     state = model.init_state(model.encode(src, src_lengths))
     tokens, outputs = torch.full((src.size(0),), BOS), []
