@@ -88,3 +88,12 @@ CONTENT_SCORES: dict[str, type[Attention]] = {
     "general": LuongGeneralAttention,
     "concat": LuongConcatAttention,
 }
+
+
+def content_score(
+    score: str, *, query_size: int, key_size: int, choices: tuple[str, ...] = tuple(CONTENT_SCORES)
+) -> Attention:
+    """The content score named by `model.attention.score` (one of `choices`), for these sizes."""
+    if score not in choices:
+        raise ValueError(f"model.attention.score must be one of {sorted(choices)}, got {score!r}")
+    return CONTENT_SCORES[score](query_size=query_size, key_size=key_size)

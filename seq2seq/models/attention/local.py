@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from seq2seq.models.attention.base import Attention, AttentionOutput, EncoderMemory
-from seq2seq.models.attention.content import CONTENT_SCORES
+from seq2seq.models.attention.content import content_score
 
 
 class LocalAttention(Attention):
@@ -30,14 +30,8 @@ class LocalAttention(Attention):
         normalizer: str = "softmax",
     ) -> None:
         super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
-        if score not in CONTENT_SCORES:
-            raise ValueError(
-                f"model.attention.score must be one of {sorted(CONTENT_SCORES)}, got {score!r}"
-            )
-        if half_width < 1:
-            raise ValueError(f"model.attention.half_width (D) must be >= 1, got {half_width}")
-        self.content = CONTENT_SCORES[score](query_size=query_size, key_size=key_size)
-        self.half_width = half_width
+        self.content = content_score(score, query_size=query_size, key_size=key_size)
+        self.half_width = check_half_width(half_width)
 
     def project_keys(self, values: Tensor) -> Tensor:
         return self.content.project_keys(values)
@@ -123,6 +117,13 @@ class LuongLocalPAttention(LocalAttention):
         sigma = self.half_width / 2
         gaussian = torch.exp(-((positions - center.unsqueeze(-1)) ** 2) / (2 * sigma**2))
         return weights * gaussian
+
+
+def check_half_width(half_width: int) -> int:
+    """`half_width` if it is a usable D; a ValueError naming the key otherwise."""
+    if half_width < 1:
+        raise ValueError(f"model.attention.half_width (D) must be >= 1, got {half_width}")
+    return half_width
 
 
 def window_positions(center: Tensor, half_width: int, lengths: Tensor) -> tuple[Tensor, Tensor]:

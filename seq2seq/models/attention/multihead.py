@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from seq2seq.models.attention.base import Attention, AttentionOutput, EncoderMemory
-from seq2seq.models.attention.content import CONTENT_SCORES
+from seq2seq.models.attention.content import content_score
 
 
 class MultiHeadAttention(Attention):
@@ -33,10 +33,6 @@ class MultiHeadAttention(Attention):
         normalizer: str = "softmax",
     ) -> None:
         super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
-        if score not in CONTENT_SCORES:
-            raise ValueError(
-                f"model.attention.score must be one of {sorted(CONTENT_SCORES)}, got {score!r}"
-            )
         if heads < 1 or query_size % heads:
             raise ValueError(
                 f"model.attention.heads must be >= 1 and divide the decoder hidden size "
@@ -44,12 +40,12 @@ class MultiHeadAttention(Attention):
             )
         self.heads = heads
         if heads == 1:
-            self.content = CONTENT_SCORES[score](query_size=query_size, key_size=key_size)
+            self.content = content_score(score, query_size=query_size, key_size=key_size)
             return
         head_size = query_size // heads
         self.query_heads = nn.Linear(query_size, query_size, bias=False)  # W_q^1..H stacked
         self.key_heads = nn.Linear(key_size, query_size, bias=False)  # W_k^1..H stacked
-        self.content = CONTENT_SCORES[score](query_size=head_size, key_size=head_size)
+        self.content = content_score(score, query_size=head_size, key_size=head_size)
         self.output_layer = nn.Linear(heads * key_size, key_size, bias=False)  # W_o
 
     def _split(self, states: Tensor) -> Tensor:

@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seq2seq.models.attention.base import Attention, AttentionOutput, EncoderMemory
-from seq2seq.models.attention.content import CONTENT_SCORES
-from seq2seq.models.attention.local import gather_window
+from seq2seq.models.attention.content import content_score
+from seq2seq.models.attention.local import check_half_width, gather_window
 
-# the scores that give one number per (t, s) pair without a (T, S, A) intermediate
+# the scores that give one number per (t, s) pair without a (T, S, A) intermediate: concat
+# would build one to choose the k positions
 SELECTABLE_SCORES = ("dot", "general")
 
 
@@ -47,15 +48,10 @@ class LuongTopKAttention(Attention):
         normalizer: str = "softmax",
     ) -> None:
         super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
-        if score not in SELECTABLE_SCORES:
-            raise ValueError(
-                f"model.attention.score must be one of {list(SELECTABLE_SCORES)} for top-k "
-                f"attention (concat would build a (T, S, A) tensor to choose), got {score!r}"
-            )
-        if half_width < 1:
-            raise ValueError(f"model.attention.half_width (D) must be >= 1, got {half_width}")
-        self.content = CONTENT_SCORES[score](query_size=query_size, key_size=key_size)
-        self.half_width = half_width
+        self.content = content_score(
+            score, query_size=query_size, key_size=key_size, choices=SELECTABLE_SCORES
+        )
+        self.half_width = check_half_width(half_width)
         self.relevance_layer = nn.Linear(key_size, query_size, bias=False)  # W_p
         self.relevance_energy = nn.Linear(query_size, 1, bias=False)  # v_p
 
