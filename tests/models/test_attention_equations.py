@@ -28,6 +28,7 @@ from torch import Tensor
 
 from seq2seq.data.batch import length_mask
 from seq2seq.models.attention import Attention, EncoderMemory
+from seq2seq.models.wiring import DecoderWiring
 
 HIDDEN, EMBEDDING = 3, 2  # Q = H = 3; K = 6 (bidirectional encoder)
 LENGTHS = [7, 4]  # S = 7: one full-length sentence and one padded one
@@ -53,13 +54,12 @@ def set_by_hand(module: torch.nn.Module) -> None:
             parameter.copy_(by_hand(*parameter.shape, offset=i + 1))
 
 
-def hand_memory(attention: Attention) -> EncoderMemory:
+def hand_memory(key_size: int) -> EncoderMemory:
     """Encoder outputs h̄_s (B, S, K), zero on padding like packed RNN outputs."""
     lengths = torch.tensor(LENGTHS)
     mask = length_mask(lengths, max(LENGTHS))
-    values = by_hand(len(LENGTHS), max(LENGTHS), attention.key_size, offset=5) * mask.unsqueeze(-1)
-    keys = attention.project_keys(values)
-    return EncoderMemory(values=values, keys=keys, mask=mask, lengths=lengths)
+    values = by_hand(len(LENGTHS), max(LENGTHS), key_size, offset=5) * mask.unsqueeze(-1)
+    return EncoderMemory(values=values, keys=values, mask=mask, lengths=lengths)
 
 
 def hand_queries(steps: int = STEPS) -> Tensor:
@@ -82,13 +82,18 @@ def model_config(variant: str, *overrides: str) -> DictConfig:
     return cfg
 
 
-def build_attention(variant: str, *overrides: str) -> Attention:
-    """The variant's attention as the model builds it, its weights set by hand, in float64."""
+def build_decoder(variant: str, *overrides: str) -> DecoderWiring:
+    """The variant's decoder (wiring + attention) as the model builds it, weights set by hand."""
     model = instantiate(
         model_config(variant, *overrides), src_vocab_size=5, tgt_vocab_size=5, pad_id=0
     )
-    set_by_hand(model.decoder.attention)
-    return model.decoder.attention.double()
+    set_by_hand(model.decoder)
+    return model.decoder.double()
+
+
+def with_keys(attention: Attention, memory: EncoderMemory) -> EncoderMemory:
+    keys = attention.project_keys(memory.values)
+    return EncoderMemory(values=memory.values, keys=keys, mask=memory.mask, lengths=memory.lengths)
 
 
 def weight(layer: torch.nn.Linear) -> Tensor:
@@ -249,8 +254,8 @@ REFERENCE_CONTEXTS: dict[str, Callable[..., Tensor]] = {"multihead": multihead_c
 
 @pytest.mark.parametrize("variant", sorted(REFERENCE_SCORES))
 def test_new_variants_follow_their_equations(variant):
-    attention = build_attention(variant)
-    memory = hand_memory(attention)
+    attention = build_decoder(variant).attention
+    memory = with_keys(attention, hand_memory(attention.key_size))
     query = hand_queries()
     with torch.no_grad():
         output = attention(query, memory, step=FIRST_STEP)
@@ -267,8 +272,8 @@ def test_new_variants_follow_their_equations(variant):
 @pytest.mark.parametrize("normalizer", ["sparsemax", "entmax15"])
 @pytest.mark.parametrize("variant", ["luong_general_entmax15", "luong_local_topk"])
 def test_sparse_normalizers_follow_their_definitions(variant, normalizer):
-    attention = build_attention(variant, f"model.attention.normalizer={normalizer}")
-    memory = hand_memory(attention)
+    attention = build_decoder(variant, f"model.attention.normalizer={normalizer}").attention
+    memory = with_keys(attention, hand_memory(attention.key_size))
     with torch.no_grad():
         output = attention(hand_queries(), memory, step=FIRST_STEP)
     expected = REFERENCE_SCORES[variant](
