@@ -62,7 +62,7 @@ class AttentionOutput:
 
 
 class Attention(nn.Module):
-    """Global attention: score every source position, softmax over the real ones, weighted sum.
+    """Global attention: score every source position, normalise over the real ones, weighted sum.
 
     Subclasses define `score` and, if their score uses projected keys, `project_keys`. They are
     built with the decoder's `query_size` and the encoder's `key_size`, which the model supplies
