@@ -293,9 +293,9 @@ def test_attention_query_is_the_papers_decoder_state(wiring):
     attention, queries = model.decoder.attention, []
     attend = attention.forward
 
-    def recording_forward(query, memory, step=0):
+    def recording_forward(query, memory, step=0, state=None):
         queries.append(query.squeeze(1))
-        return attend(query, memory, step)
+        return attend(query, memory, step, state)
 
     attention.forward = recording_forward
     src, src_lengths, tgt_in = batch([5, 3], [4, 4])
