@@ -275,7 +275,16 @@ def test_bad_source_lengths_raise(lengths):
         model.encode(padded([3, 2], seed=0), torch.tensor(lengths))
 
 
-@pytest.mark.parametrize("variant", ["bahdanau", "luong_local_p"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "bahdanau",
+        "luong_local_p",
+        "luong_local_topk",
+        "bahdanau_coverage",
+        "luong_general_entmax15",
+    ],
+)
 def test_bf16_autocast_runs_forward_and_step(variant):
     model = build(variant).eval()
     src, src_lengths, tgt_in = batch([5, 3], [4, 6])
