@@ -169,7 +169,10 @@ class RNNSeq2Seq(Seq2SeqModel):
     def init_state(self, encoded: RNNEncoding) -> RNNDecoderState:
         hidden = self.bridge(encoded.final)
         return RNNDecoderState(
-            hidden=hidden, memory=encoded.memory, feed=self.decoder.initial_feed(hidden)
+            hidden=hidden,
+            memory=encoded.memory,
+            feed=self.decoder.initial_feed(hidden),
+            attention=self.decoder.attention.initial_state(encoded.memory),
         )
 
     def step(self, tokens: Tensor, state: RNNDecoderState) -> StepOutput:

@@ -72,6 +72,8 @@ class RNNDecoderState(DecoderState):
     feed: Tensor | None = None  # (B, 1, H) h~_{t-1}, Luong input feeding only
     step: int = 0  # target position t of the next token (local-m's p_t)
     group: int = 1  # consecutive rows that hold the same sentence's memory
+    # the attention's own state, per hypothesis (coverage (B, S)); None for most variants
+    attention: Tensor | None = None
 
     def reorder(self, indices: Tensor) -> RNNDecoderState:
         sentences, group = shared_rows(indices // self.group)
@@ -84,6 +86,7 @@ class RNNDecoderState(DecoderState):
             feed=None if self.feed is None else self.feed.index_select(0, indices),
             step=self.step,
             group=group,
+            attention=None if self.attention is None else self.attention.index_select(0, indices),
         )
 
 
@@ -158,9 +161,14 @@ class BahdanauWiring(DecoderWiring):
         self.output_size = hidden_size
 
     def _advance(
-        self, embedded: Tensor, hidden: Hidden, memory: EncoderMemory, step: int
+        self,
+        embedded: Tensor,
+        hidden: Hidden,
+        memory: EncoderMemory,
+        step: int,
+        attention_state: Tensor | None,
     ) -> tuple[Tensor, Hidden, AttentionOutput]:
-        attended = self.attention(top_layer(hidden), memory, step)
+        attended = self.attention(top_layer(hidden), memory, step, attention_state)
         states, hidden = self.rnn(torch.cat([embedded, attended.context], dim=-1), hidden)
         return states, hidden, attended  # states: (B, 1, H) = s_t
 
@@ -171,17 +179,23 @@ class BahdanauWiring(DecoderWiring):
     def step(
         self, embedded: Tensor, state: RNNDecoderState
     ) -> tuple[Tensor, RNNDecoderState, AttentionOutput]:
-        states, hidden, attended = self._advance(embedded, state.hidden, state.memory, state.step)
+        states, hidden, attended = self._advance(
+            embedded, state.hidden, state.memory, state.step, state.attention
+        )
         output = self._readout(states, attended.context, embedded)
-        return output, replace(state, hidden=hidden, step=state.step + 1), attended
+        new_state = replace(state, hidden=hidden, step=state.step + 1, attention=attended.state)
+        return output, new_state, attended
 
     def forward(
         self, embedded: Tensor, state: RNNDecoderState
     ) -> tuple[Tensor, list[AttentionOutput]]:
-        hidden, states, attended = state.hidden, [], []
+        hidden, attention_state, states, attended = state.hidden, state.attention, [], []
         # one split, not T slices: each slice's backward would add a zero-padded (B, T, E) copy
         for t, y_t in enumerate(embedded.split(1, dim=1)):
-            s_t, hidden, a_t = self._advance(y_t, hidden, state.memory, state.step + t)
+            s_t, hidden, a_t = self._advance(
+                y_t, hidden, state.memory, state.step + t, attention_state
+            )
+            attention_state = a_t.state
             states.append(s_t)
             attended.append(a_t)
         contexts = torch.cat([a.context for a in attended], dim=1)  # (B, T, K)
@@ -228,9 +242,9 @@ class LuongWiring(DecoderWiring):
         return torch.zeros_like(top_layer(hidden)) if self.input_feeding else None  # h~_0 = 0
 
     def _attentional(
-        self, states: Tensor, memory: EncoderMemory, step: int
+        self, states: Tensor, memory: EncoderMemory, step: int, attention_state: Tensor | None
     ) -> tuple[Tensor, AttentionOutput]:
-        attended = self.attention(states, memory, step)
+        attended = self.attention(states, memory, step, attention_state)
         h_tilde = torch.tanh(self.combine_layer(torch.cat([attended.context, states], dim=-1)))
         return self.dropout(h_tilde), attended  # (B, T, H)
 
@@ -241,31 +255,39 @@ class LuongWiring(DecoderWiring):
         feed: Tensor | None,
         memory: EncoderMemory,
         step: int,
+        attention_state: Tensor | None,
     ) -> tuple[Tensor, Hidden, AttentionOutput]:
         inputs = embedded if feed is None else torch.cat([embedded, feed], dim=-1)
         states, hidden = self.rnn(inputs, hidden)
-        h_tilde, attended = self._attentional(states, memory, step)
+        h_tilde, attended = self._attentional(states, memory, step, attention_state)
         return h_tilde, hidden, attended
 
     def step(
         self, embedded: Tensor, state: RNNDecoderState
     ) -> tuple[Tensor, RNNDecoderState, AttentionOutput]:
         h_tilde, hidden, attended = self._advance(
-            embedded, state.hidden, state.feed, state.memory, state.step
+            embedded, state.hidden, state.feed, state.memory, state.step, state.attention
         )
         feed = h_tilde if self.input_feeding else None
-        return h_tilde, replace(state, hidden=hidden, feed=feed, step=state.step + 1), attended
+        new_state = replace(
+            state, hidden=hidden, feed=feed, step=state.step + 1, attention=attended.state
+        )
+        return h_tilde, new_state, attended
 
     def forward(
         self, embedded: Tensor, state: RNNDecoderState
     ) -> tuple[Tensor, list[AttentionOutput]]:
         if not self.input_feeding:
             states, _ = self.rnn(embedded, state.hidden)  # (B, T, H), all steps at once
-            h_tilde, attended = self._attentional(states, state.memory, state.step)
+            h_tilde, attended = self._attentional(states, state.memory, state.step, state.attention)
             return h_tilde, [attended]
-        feed, hidden, outputs, attended = state.feed, state.hidden, [], []
+        feed, hidden, attention_state = state.feed, state.hidden, state.attention
+        outputs, attended = [], []
         for t, y_t in enumerate(embedded.split(1, dim=1)):  # one split: see BahdanauWiring
-            feed, hidden, a_t = self._advance(y_t, hidden, feed, state.memory, state.step + t)
+            feed, hidden, a_t = self._advance(
+                y_t, hidden, feed, state.memory, state.step + t, attention_state
+            )
+            attention_state = a_t.state
             outputs.append(feed)
             attended.append(a_t)
         return torch.cat(outputs, dim=1), attended

@@ -12,6 +12,8 @@ import support
 import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from seq2seq.data.batch import length_mask
 from seq2seq.models.attention import (
@@ -21,6 +23,7 @@ from seq2seq.models.attention import (
     LuongDotAttention,
     LuongLocalPAttention,
 )
+from seq2seq.models.attention.local import clip_to_sentence, gather_window, window_positions
 
 CONFIG_DIR = support.CONFIG_DIR
 ATTENTION_FILES = sorted((CONFIG_DIR / "model" / "attention").glob("*.yaml"))
@@ -29,6 +32,16 @@ LOCAL_VARIANTS = [
     p.stem
     for p in ATTENTION_FILES
     if issubclass(get_class(OmegaConf.load(p).attention._target_), LocalAttention)
+]
+# the variants before issue 17; their softmax outputs must stay bit for bit what they were
+ORIGINAL_VARIANTS = [
+    "bahdanau",
+    "luong_concat",
+    "luong_dot",
+    "luong_general",
+    "luong_local_m",
+    "luong_local_p",
+    "luong_location",
 ]
 HIDDEN = 16
 LENGTHS = [9, 5, 1, 12]  # S = 12; a one-token and a full-length sentence on purpose
@@ -83,7 +96,8 @@ def test_weights_are_distributions_over_real_source_positions(variant):
         torch.testing.assert_close(totals, torch.ones_like(totals))
     else:  # local-p's Gaussian scales the window's softmax down, never up
         assert (totals > 0).all() and (totals <= 1 + 1e-6).all()
-    torch.testing.assert_close(output.context, torch.bmm(weights, memory.values))
+    if getattr(attention, "heads", 1) == 1:  # several heads mix their contexts: tested below
+        torch.testing.assert_close(output.context, torch.bmm(weights, memory.values))
 
 
 @pytest.mark.parametrize("variant", LOCAL_VARIANTS)
@@ -221,3 +235,173 @@ def test_local_weights_with_equal_scores_are_uniform_times_the_prior(variant, sc
         source = torch.arange(max(LENGTHS)).view(1, 1, -1).float()
         expected = expected * torch.exp(-((source - center) ** 2) / (2 * (half_width / 2) ** 2))
     torch.testing.assert_close(weights[inside], expected[inside])
+
+
+# ----------------------------------------------------------------- normalisers, heads, top-k
+
+SPARSE = ["model.attention.normalizer=sparsemax", "model.attention.normalizer=entmax15"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("normalizer", SPARSE)
+def test_sparse_normalizers_keep_every_variants_exact_zeros(variant, normalizer):
+    narrow = (
+        ["model.attention.half_width=2"] if "half_width" in rnn_config(variant).attention else []
+    )
+    attention = build_attention(variant, normalizer, *narrow)
+    memory = make_memory(attention, LENGTHS)
+    query = queries(len(LENGTHS), STEPS, scale=3.0)  # spread scores: sparse mappings cut some
+    weights = attention(query, memory, step=0).dense_weights(max(LENGTHS))
+
+    assert (weights >= 0).all()
+    assert (weights[~memory.mask.unsqueeze(1).expand_as(weights)] == 0).all()
+    totals = weights.sum(-1)
+    if attention.normalised:
+        torch.testing.assert_close(totals, torch.ones_like(totals))
+    else:
+        assert (totals > 0).all() and (totals <= 1 + 1e-6).all()
+    if isinstance(attention, LocalAttention):
+        center = attention.center(query, memory, 0).unsqueeze(-1)
+        outside = (torch.arange(max(LENGTHS)) - center).abs() > 2
+        assert (weights[outside] == 0).all(), "nothing outside the window"
+    if "sparsemax" in normalizer:  # entmax15 zeroes less; test_attention_equations shows it does
+        real_zeros = (weights == 0) & memory.mask.unsqueeze(1)
+        assert real_zeros.any(), "sparsemax must zero some real positions here"
+
+
+def test_unknown_normalizer_is_refused_naming_the_key():
+    with pytest.raises(ValueError, match="model.attention.normalizer"):
+        build_attention("luong_general", "model.attention.normalizer=sparse")
+
+
+def todays_forward(attention, query, memory, step):
+    """A frozen copy of the seven variants' forward before normalisers and heads existed
+    (main at 3c52b74): softmax over the masked scores, over a gathered window if local."""
+
+    def softmax(scores, mask):
+        return scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
+
+    if not isinstance(attention, LocalAttention):
+        weights = softmax(attention.score(query, memory.keys), memory.mask.unsqueeze(1))
+        return torch.bmm(weights, memory.values), weights
+    batch, steps, _ = query.shape
+    center = attention.center(query, memory, step)
+    positions, valid = window_positions(center, attention.half_width, memory.lengths)
+    index = clip_to_sentence(positions, memory.lengths)
+    keys = gather_window(memory.keys, index)
+    scores = attention.content.score(query.reshape(batch * steps, 1, -1), keys)
+    weights = softmax(scores.view(batch, steps, index.size(-1)), valid)
+    weights = attention.reweight(weights, positions, center)
+    values = keys if memory.keys is memory.values else gather_window(memory.values, index)
+    context = torch.bmm(weights.view(batch * steps, 1, -1), values).view(batch, steps, -1)
+    return context, weights
+
+
+@pytest.mark.parametrize("variant", ORIGINAL_VARIANTS)
+def test_softmax_variants_are_bit_identical_to_before(variant):
+    attention = build_attention(variant, "model.attention.normalizer=softmax")
+    memory = make_memory(attention, LENGTHS)
+    query = queries(len(LENGTHS), STEPS)
+    output = attention(query, memory, step=3)
+    context, weights = todays_forward(attention, query, memory, step=3)
+    assert torch.equal(output.context, context) and torch.equal(output.weights, weights)
+
+
+def test_multihead_heads_are_distributions_mixed_by_the_output_layer():
+    attention = build_attention("multihead", "model.attention.heads=4")
+    memory = make_memory(attention, LENGTHS)
+    query = queries(len(LENGTHS), STEPS)
+    output = attention(query, memory, step=0)
+    heads = attention.normalize(attention.score(query, memory.keys), memory.mask[:, None, None])
+    assert heads.shape == (len(LENGTHS), 4, STEPS, max(LENGTHS))
+    torch.testing.assert_close(heads.sum(-1), torch.ones(len(LENGTHS), 4, STEPS))
+    assert (heads[~memory.mask[:, None, None].expand_as(heads)] == 0).all()
+    assert not torch.allclose(heads[:, 0], heads[:, 1]), "heads must differ"
+    contexts = torch.einsum("bhts,bsk->bthk", heads, memory.values).flatten(2)
+    torch.testing.assert_close(output.context, attention.output_layer(contexts))
+    torch.testing.assert_close(output.weights, heads.mean(1))
+
+
+@pytest.mark.parametrize("heads", [3, 0])
+def test_multihead_heads_must_divide_the_hidden_size(heads):
+    with pytest.raises(ValueError, match="model.attention.heads"):
+        build_attention("multihead", f"model.attention.heads={heads}")
+
+
+def test_top_k_keeps_k_real_positions_anywhere_in_the_sentence():
+    half_width = 2
+    attention = build_attention("luong_local_topk", f"model.attention.half_width={half_width}")
+    memory = make_memory(attention, LENGTHS)
+    weights = attention(queries(len(LENGTHS), STEPS), memory, 0).dense_weights(max(LENGTHS))
+    kept = (weights > 0).sum(-1)  # (B, T)
+    expected = memory.lengths.clamp(max=2 * half_width + 1).unsqueeze(1).expand_as(kept)
+    assert torch.equal(kept, expected)
+    # not a window: somewhere the kept positions are not contiguous
+    first = (weights > 0).float().argmax(-1)
+    last = max(LENGTHS) - 1 - (weights > 0).flip(-1).float().argmax(-1)
+    assert (last - first + 1 > kept).any()
+
+
+def test_top_k_selector_learns_through_the_kept_weights():
+    """The choice of K_t passes no gradient; W_p and v_p of the relevance π(s) must still get
+    one, through a_t(s) = normalize(score) · π(s)."""
+    attention = build_attention("luong_local_topk", "model.attention.half_width=2")
+    memory = make_memory(attention, LENGTHS)
+    attention(queries(len(LENGTHS), STEPS), memory, 0).context.pow(2).sum().backward()
+    for layer in (attention.relevance_layer, attention.relevance_energy):
+        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+def test_top_k_refuses_the_concat_score():
+    with pytest.raises(ValueError, match="concat"):
+        build_attention("luong_local_topk", "model.attention.score=concat")
+
+
+class AllocationCounter(TorchDispatchMode):
+    """Bytes of every tensor the ops under it create (views and in-place results excluded):
+    their sum and the largest one. Deterministic, unlike a process's resident memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not (func.is_view or func._schema.is_mutable):
+            for tensor in pytree.tree_leaves(out):
+                if isinstance(tensor, torch.Tensor):
+                    size = tensor.numel() * tensor.element_size()
+                    self.total += size
+                    self.largest = max(self.largest, size)
+        return out
+
+
+def allocated_by_one_sentence(variant: str, length: int, hidden: int = 256) -> AllocationCounter:
+    """What keys, forward and backward of one sentence of `length` source and target tokens
+    allocate, at the default sizes (H = 256, bidirectional K = 512, D = 10)."""
+    cfg = rnn_config(variant, f"model.hidden_size={hidden}")
+    torch.manual_seed(0)
+    attention = instantiate(cfg.attention)(query_size=hidden, key_size=2 * hidden)
+    values = torch.randn(1, length, 2 * hidden, requires_grad=True)
+    query = torch.randn(1, length, hidden, requires_grad=True)
+    with AllocationCounter() as counter:
+        keys = attention.project_keys(values)
+        mask = torch.ones(1, length, dtype=torch.bool)
+        memory = EncoderMemory(values, keys, mask, torch.tensor([length]))
+        attention(query, memory, step=0).context.sum().backward()
+    return counter
+
+
+def test_top_k_costs_no_more_memory_than_local_p_on_long_sentences():
+    """At k = 2D + 1 (both configs' D = 10) top-k allocates no more than local-p for a
+    400-token sentence: local-p gathers 2D + 1 keys and values per target step, top-k one score
+    per source position (T·S numbers) and the k values. Run with -s to see the numbers."""
+    variants = ("luong_general", "luong_local_p", "luong_local_topk")  # general: for reference
+    counts = {v: allocated_by_one_sentence(v, 400) for v in variants}
+    for variant, count in counts.items():
+        print(
+            f"{variant}: {count.total / 2**20:.1f} MiB allocated, largest tensor "
+            f"{count.largest / 2**20:.1f} MiB"
+        )
+    local, topk = counts["luong_local_p"], counts["luong_local_topk"]
+    assert topk.total <= local.total and topk.largest <= local.largest

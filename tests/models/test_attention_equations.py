@@ -11,6 +11,9 @@ run over the config files, so a variant added without a pinned equation fails th
 A reference is `reference(attention, query, values, lengths, step) -> weights`: the module only
 lends its parameters (read by the names its docstring ties to the paper's symbols), query is
 (B, T, Q), values (B, S, K), and weights (B, T, S) for queries at target positions step, ...
+A variant whose context is not Σ_s a_t(s) h̄_s (multi-head) has its context's reference in
+`REFERENCE_CONTEXTS`. The sparse normalisers are recomputed from their definitions by bisection
+on the threshold τ, not by the sort-based algorithm of the `entmax` package.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ HIDDEN, EMBEDDING = 3, 2  # Q = H = 3; K = 6 (bidirectional) or 3 (luong_dot's u
 LENGTHS = [7, 4]  # S = 7: one full-length sentence and one padded one
 STEPS, FIRST_STEP = 4, 1  # queries for target positions 1..4
 HALF_WIDTH = 2  # D: windows narrower than the sentences, clipped at both ends by these queries
+HEADS = 3  # multi-head attention's H: must divide the hidden size
 MAX_SOURCE_LENGTH = 5  # location's W_a rows: positions 5 and 6 of the long sentence get 0
 # the modules run in float64 like the references, except local-p's p_t, float32 by design
 CLOSE = {"rtol": 1e-5, "atol": 1e-6}
@@ -85,6 +89,33 @@ def softmax(scores: list[Tensor]) -> list[Tensor]:
     return [e / sum(exps) for e in exps]
 
 
+def alpha_entmax(alpha: float) -> Callable[[list[Tensor]], list[Tensor]]:
+    """α-entmax (Peters, Niculae & Martins 2019, eq. 9): p_s = [(α - 1) z_s - τ]_+^{1/(α-1)}
+    with τ such that Σ_s p_s = 1 (α = 2 is sparsemax, Martins & Astudillo 2016), τ found by
+    bisection: Σ p falls as τ rises, and τ lies in [(α-1) max z - 1, (α-1) max z]."""
+
+    def mapping(scores: list[Tensor]) -> list[Tensor]:
+        z = [(alpha - 1) * float(s) for s in scores]
+
+        def total(tau: float) -> float:
+            return sum(max(zi - tau, 0.0) ** (1 / (alpha - 1)) for zi in z)
+
+        low, high = max(z) - 1, max(z)
+        for _ in range(200):
+            middle = (low + high) / 2
+            low, high = (middle, high) if total(middle) > 1 else (low, middle)
+        return [torch.tensor(max(zi - low, 0.0) ** (1 / (alpha - 1))) for zi in z]
+
+    return mapping
+
+
+NORMALIZE = {"softmax": softmax, "sparsemax": alpha_entmax(2.0), "entmax15": alpha_entmax(1.5)}
+
+
+def weight(layer: torch.nn.Linear) -> Tensor:
+    return layer.weight.detach().double()
+
+
 def score_dot(attention: Attention, h_t: Tensor, h_s: Tensor) -> Tensor:
     """Luong (2015) §3.1: h_t^T h̄_s."""
     return h_t @ h_s
@@ -122,14 +153,16 @@ CONTENT[LuongConcatAttention] = score_concat
 
 
 def global_reference(score: Callable[[Attention, Tensor, Tensor], Tensor]) -> Callable:
-    """a_t(s) = exp(score(h_t, h̄_s)) / Σ_{s' < S} exp(score(h_t, h̄_s')), 0 on padding."""
+    """a_t(s) = normalize_{s < S}(score(h_t, h̄_s)), 0 on padding, with the module's normaliser
+    (softmax: exp(score(h_t, h̄_s)) / Σ_{s' < S} exp(score(h_t, h̄_s')))."""
 
     def reference(attention, query, values, lengths, step):
+        normalize = NORMALIZE[attention.normalizer]
         weights = torch.zeros(*query.shape[:2], values.size(1), dtype=torch.float64)
         for b, length in enumerate(lengths.tolist()):
             for t in range(query.size(1)):
                 scores = [score(attention, query[b, t], values[b, s]) for s in range(length)]
-                for s, a in enumerate(softmax(scores)):
+                for s, a in enumerate(normalize(scores)):
                     weights[b, t, s] = a
         return weights
 
@@ -180,6 +213,82 @@ def local_reference(center: Callable, gaussian: bool) -> Callable:
     return reference
 
 
+def coverage_reference(attention, query, values, lengths, step):
+    """See et al. (2017) eq. 11: e_t(s) = v_a^T tanh(W_a s_{t-1} + U_a h_s + w_c c_t(s)) with
+    c_t(s) = Σ_{t' < t} a_{t'}(s), 0 before the first of these queries."""
+    w_a, u_a, v_a = (
+        weight(attention.query_layer),
+        weight(attention.key_layer),
+        weight(attention.energy_layer)[0],
+    )
+    w_c = weight(attention.coverage_layer)[:, 0]
+    weights = torch.zeros(*query.shape[:2], values.size(1), dtype=torch.float64)
+    for b, length in enumerate(lengths.tolist()):
+        coverage = [0.0] * length
+        for t in range(query.size(1)):
+            scores = [
+                v_a @ torch.tanh(w_a @ query[b, t] + u_a @ values[b, s] + w_c * coverage[s])
+                for s in range(length)
+            ]
+            for s, a in enumerate(softmax(scores)):
+                weights[b, t, s] = a
+                coverage[s] += float(a)
+    return weights
+
+
+def heads_of(attention: Attention, h_t: Tensor, h_s: Tensor) -> list[Tensor]:
+    """Vaswani et al. (2017) §3.2.2 with Luong's dot score: q_i^T k_i, q_i = W_q^i h_t,
+    k_i = W_k^i h̄_s, W^i the i-th block of Q / H rows."""
+    queries = (weight(attention.query_heads) @ h_t).chunk(attention.heads)
+    keys = (weight(attention.key_heads) @ h_s).chunk(attention.heads)
+    return [q @ k for q, k in zip(queries, keys, strict=True)]
+
+
+def multihead_head_weights(attention, query, values, lengths) -> Tensor:
+    """a_t^i(s) = softmax_s(q_i^T k_i) (B, H, T, S)."""
+    heads = torch.zeros(query.size(0), attention.heads, query.size(1), values.size(1))
+    heads = heads.double()
+    for b, length in enumerate(lengths.tolist()):
+        for t in range(query.size(1)):
+            scores = [heads_of(attention, query[b, t], values[b, s]) for s in range(length)]
+            for i in range(attention.heads):
+                for s, a in enumerate(softmax([head[i] for head in scores])):
+                    heads[b, i, t, s] = a
+    return heads
+
+
+def multihead_reference(attention, query, values, lengths, step):
+    """The weights reported: the mean of the heads' a_t^i."""
+    return multihead_head_weights(attention, query, values, lengths).mean(dim=1)
+
+
+def multihead_context(attention, query, values, lengths, step):
+    """c_t = W_o [Σ_s a_t^1(s) h̄_s; ...; Σ_s a_t^H(s) h̄_s]."""
+    heads = multihead_head_weights(attention, query, values, lengths)
+    contexts = torch.einsum("bhts,bsk->bthk", heads, values).flatten(2)  # (B, T, H·K)
+    return contexts @ weight(attention.output_layer).T
+
+
+def topk_reference(attention, query, values, lengths, step):
+    """π(s) = sigmoid(v_p^T tanh(W_p h̄_s)); K_t = the k = 2D + 1 real positions with the
+    largest score(h_t, h̄_s) + log π(s); a_t(s) = normalize_{K_t}(score) · π(s), 0 elsewhere."""
+    w_p, v_p = weight(attention.relevance_layer), weight(attention.relevance_energy)[0]
+    normalize = NORMALIZE[attention.normalizer]
+    k = 2 * attention.half_width + 1
+    weights = torch.zeros(*query.shape[:2], values.size(1), dtype=torch.float64)
+    for b, length in enumerate(lengths.tolist()):
+        prior = [torch.sigmoid(v_p @ torch.tanh(w_p @ values[b, s])) for s in range(length)]
+        for t in range(query.size(1)):
+            scores = [
+                score_general(attention.content, query[b, t], values[b, s]) for s in range(length)
+            ]
+            ranked = sorted(range(length), key=lambda s: -(scores[s] + torch.log(prior[s])))
+            kept = sorted(ranked[:k])
+            for s, a in zip(kept, normalize([scores[s] for s in kept]), strict=True):
+                weights[b, t, s] = a * prior[s]
+    return weights
+
+
 REFERENCE_SCORES: dict[str, Callable[..., Tensor]] = {
     "bahdanau": global_reference(score_additive),
     "luong_dot": global_reference(score_dot),
@@ -188,7 +297,13 @@ REFERENCE_SCORES: dict[str, Callable[..., Tensor]] = {
     "luong_location": location_reference,
     "luong_local_m": local_reference(center_monotonic, gaussian=False),
     "luong_local_p": local_reference(center_predictive, gaussian=True),
+    "bahdanau_coverage": coverage_reference,
+    "luong_general_entmax15": global_reference(score_general),
+    "luong_local_topk": topk_reference,
+    "multihead": multihead_reference,
 }
+# variants whose context is not Σ_s a_t(s) h̄_s over the weights above
+REFERENCE_CONTEXTS: dict[str, Callable[..., Tensor]] = {"multihead": multihead_context}
 
 
 # ---------------------------------------------------------------- the modules as configured
@@ -208,6 +323,8 @@ def model_config(variant: str, *overrides: str) -> DictConfig:
         cfg.attention.half_width = HALF_WIDTH
     if "max_source_length" in cfg.attention:
         cfg.attention.max_source_length = MAX_SOURCE_LENGTH
+    if "heads" in cfg.attention:
+        cfg.attention.heads = HEADS
     return cfg
 
 
@@ -242,22 +359,38 @@ def test_weights_and_context_follow_the_papers_equation(variant):
         output = attention(query, memory, step=FIRST_STEP)
     weights = output.dense_weights(max(LENGTHS))
 
-    expected = REFERENCE_SCORES[variant](
-        attention, query, memory.values, memory.lengths, FIRST_STEP
-    )
+    args = (attention, query, memory.values, memory.lengths, FIRST_STEP)
+    expected = REFERENCE_SCORES[variant](*args)
     torch.testing.assert_close(weights, expected, **CLOSE)
-    torch.testing.assert_close(
-        output.context, torch.einsum("bts,bsk->btk", expected, memory.values), **CLOSE
+    context = REFERENCE_CONTEXTS.get(variant)
+    expected_context = (
+        torch.einsum("bts,bsk->btk", expected, memory.values) if context is None else context(*args)
     )
+    torch.testing.assert_close(output.context, expected_context, **CLOSE)
+
+
+@pytest.mark.parametrize("normalizer", ["sparsemax", "entmax15"])
+@pytest.mark.parametrize("variant", ["luong_general_entmax15", "luong_local_topk"])
+def test_sparse_normalizers_follow_their_definitions(variant, normalizer):
+    attention = build_decoder(variant, f"model.attention.normalizer={normalizer}").attention
+    memory = with_keys(attention, hand_memory(attention.key_size))
+    with torch.no_grad():
+        output = attention(hand_queries(), memory, step=FIRST_STEP)
+    expected = REFERENCE_SCORES[variant](
+        attention, hand_queries(), memory.values, memory.lengths, FIRST_STEP
+    )
+    weights = output.dense_weights(max(LENGTHS))
+    torch.testing.assert_close(weights, expected, **CLOSE)
+    # the hand-set scores are spread enough that the mappings zero some real positions
+    assert ((weights == 0) & memory.mask.unsqueeze(1)).any()
 
 
 @pytest.mark.parametrize(
-    "variant", [v for v in VARIANTS if "half_width" in model_config(v).attention]
+    "variant", [v for v in VARIANTS if isinstance(build_decoder(v).attention, LocalAttention)]
 )
 def test_local_windows_here_are_clipped_at_both_sentence_ends(variant):
     """The queries above must exercise both clips, or the reference could miss a wrong one."""
     attention = build_decoder(variant).attention
-    assert isinstance(attention, LocalAttention)
     memory = with_keys(attention, hand_memory(attention.key_size))
     with torch.no_grad():
         center = attention.center(hand_queries(), memory, FIRST_STEP)  # (B, T)
@@ -319,16 +452,19 @@ def gru_cell(rnn: torch.nn.GRU, x: Tensor, h: Tensor) -> Tensor:
     return (1 - z) * n + z * h
 
 
-def attend(variant: str, decoder, query: Tensor, memory: EncoderMemory, b: int, t: int):
-    """c_t = Σ_s a_t(s) h̄_s for one sentence b and its target position t."""
-    weights = REFERENCE_SCORES[variant](
+def attend(variant: str, decoder, queries: list[Tensor], memory: EncoderMemory, b: int):
+    """c_t = Σ_s a_t(s) h̄_s for one sentence b at target position t = len(queries) - 1, the
+    reference given every query so far (coverage sums the earlier steps' weights)."""
+    args = (
         decoder.attention,
-        query.view(1, 1, -1),
+        torch.stack(queries).unsqueeze(0),  # (1, t + 1, Q) for positions 0..t
         memory.values[b : b + 1],
         memory.lengths[b : b + 1],
-        t,
-    )[0, 0]
-    return weights @ memory.values[b]
+        0,
+    )
+    if variant in REFERENCE_CONTEXTS:
+        return REFERENCE_CONTEXTS[variant](*args)[0, -1]
+    return REFERENCE_SCORES[variant](*args)[0, -1] @ memory.values[b]
 
 
 def bahdanau_decoder(variant, decoder, embedded, s_0, memory) -> Tensor:
@@ -340,9 +476,10 @@ def bahdanau_decoder(variant, decoder, embedded, s_0, memory) -> Tensor:
     )
     outputs = torch.zeros(*embedded.shape[:2], w_o.size(0), dtype=torch.float64)
     for b in range(embedded.size(0)):
-        s = s_0[b]
+        s, queries = s_0[b], []
         for t in range(embedded.size(1)):
-            c_t = attend(variant, decoder, s, memory, b, t)
+            queries.append(s)
+            c_t = attend(variant, decoder, queries, memory, b)
             s = gru_cell(decoder.rnn, torch.cat([embedded[b, t], c_t]), s)
             outputs[b, t] = torch.tanh(w_o @ torch.cat([s, c_t, embedded[b, t]]) + b_o)
     return outputs
@@ -354,11 +491,12 @@ def luong_decoder(variant, decoder, embedded, h_0, memory) -> Tensor:
     w_c = decoder.combine_layer.weight.detach().double()
     outputs = torch.zeros(*embedded.shape[:2], w_c.size(0), dtype=torch.float64)
     for b in range(embedded.size(0)):
-        h, h_tilde = h_0[b], torch.zeros(w_c.size(0), dtype=torch.float64)
+        h, h_tilde, queries = h_0[b], torch.zeros(w_c.size(0), dtype=torch.float64), []
         for t in range(embedded.size(1)):
             fed = [embedded[b, t], h_tilde] if decoder.input_feeding else [embedded[b, t]]
             h = gru_cell(decoder.rnn, torch.cat(fed), h)
-            c_t = attend(variant, decoder, h, memory, b, t)
+            queries.append(h)
+            c_t = attend(variant, decoder, queries, memory, b)
             h_tilde = torch.tanh(w_c @ torch.cat([c_t, h]))
             outputs[b, t] = h_tilde
     return outputs
@@ -376,7 +514,12 @@ def test_decoder_wiring_follows_the_papers_equations(variant, input_feeding):
     memory = with_keys(decoder.attention, hand_memory(decoder.attention.key_size))
     embedded = by_hand(len(LENGTHS), STEPS, EMBEDDING, offset=17)  # E y_{t-1}, t = 0..3
     initial = by_hand(1, len(LENGTHS), HIDDEN, offset=19, scale=0.5)  # s_0 / h_0 (L, B, H)
-    state = RNNDecoderState(hidden=initial, memory=memory, feed=decoder.initial_feed(initial))
+    state = RNNDecoderState(
+        hidden=initial,
+        memory=memory,
+        feed=decoder.initial_feed(initial),
+        attention=decoder.attention.initial_state(memory),
+    )
     wiring = WIRING_REFERENCES[model_config(variant).decoder.wiring]
     with torch.no_grad():
         features, _ = decoder(embedded, state)

@@ -149,6 +149,26 @@ def test_gradients_reach_every_parameter(variant, wiring, input_feeding):
     assert not silent, f"no gradient reaches {silent}"
 
 
+@pytest.mark.parametrize("score", ["dot", "general", "concat"])
+def test_one_head_is_bit_for_bit_the_plain_score(score):
+    """multihead with heads=1 builds no projections: the same parameters in the same order as
+    luong_<score>, so the same seed gives the same outputs and gradients, bit for bit."""
+    encoder = ("model.bidirectional=false",) if score == "dot" else ()
+    plain = build(f"luong_{score}", *encoder)
+    one_head = build(
+        "multihead", f"model.attention.score={score}", "model.attention.heads=1", *encoder
+    )
+    src, src_lengths, tgt_in = batch([7, 4, 1], [9, 3, 6])
+    outputs = []
+    for model in (plain, one_head):
+        out = model(src, src_lengths, tgt_in, return_attention=True)
+        out.logits.logsumexp(-1).sum().backward()
+        grads = [p.grad for p in model.parameters()]
+        outputs.append((out.logits, out.attention, *grads))
+    assert len(outputs[0]) == len(outputs[1])
+    assert all(torch.equal(a, b) for a, b in zip(*outputs, strict=True))
+
+
 def greedy(model: RNNSeq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, steps: int):
     state = model.init_state(model.encode(src, src_lengths))
     tokens, outputs = torch.full((src.size(0),), BOS), []
@@ -255,7 +275,16 @@ def test_bad_source_lengths_raise(lengths):
         model.encode(padded([3, 2], seed=0), torch.tensor(lengths))
 
 
-@pytest.mark.parametrize("variant", ["bahdanau", "luong_local_p"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "bahdanau",
+        "luong_local_p",
+        "luong_local_topk",
+        "bahdanau_coverage",
+        "luong_general_entmax15",
+    ],
+)
 def test_bf16_autocast_runs_forward_and_step(variant):
     model = build(variant).eval()
     src, src_lengths, tgt_in = batch([5, 3], [4, 6])
@@ -273,9 +302,9 @@ def test_attention_query_is_the_papers_decoder_state(wiring):
     attention, queries = model.decoder.attention, []
     attend = attention.forward
 
-    def recording_forward(query, memory, step=0):
+    def recording_forward(query, memory, step=0, state=None):
         queries.append(query.squeeze(1))
-        return attend(query, memory, step)
+        return attend(query, memory, step, state)
 
     attention.forward = recording_forward
     src, src_lengths, tgt_in = batch([5, 3], [4, 4])

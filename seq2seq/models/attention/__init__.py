@@ -7,7 +7,6 @@ from seq2seq.models.attention.base import (
     Attention,
     AttentionOutput,
     EncoderMemory,
-    masked_softmax,
 )
 from seq2seq.models.attention.content import (
     BahdanauAttention,
@@ -15,17 +14,22 @@ from seq2seq.models.attention.content import (
     LuongDotAttention,
     LuongGeneralAttention,
 )
+from seq2seq.models.attention.coverage import BahdanauCoverageAttention
 from seq2seq.models.attention.local import (
     LocalAttention,
     LuongLocalMAttention,
     LuongLocalPAttention,
 )
 from seq2seq.models.attention.location import LuongLocationAttention
+from seq2seq.models.attention.multihead import MultiHeadAttention
+from seq2seq.models.attention.normalizers import NORMALIZERS, masked_normalize, masked_softmax
+from seq2seq.models.attention.topk import LuongTopKAttention
 
 __all__ = [
     "Attention",
     "AttentionOutput",
     "BahdanauAttention",
+    "BahdanauCoverageAttention",
     "EncoderMemory",
     "LocalAttention",
     "LuongConcatAttention",
@@ -34,5 +38,9 @@ __all__ = [
     "LuongLocalMAttention",
     "LuongLocalPAttention",
     "LuongLocationAttention",
+    "LuongTopKAttention",
+    "MultiHeadAttention",
+    "NORMALIZERS",
+    "masked_normalize",
     "masked_softmax",
 ]

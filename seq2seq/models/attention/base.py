@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from seq2seq.models.attention.normalizers import check_normalizer, masked_normalize
+
 
 @dataclass(frozen=True)
 class EncoderMemory:
@@ -48,6 +50,7 @@ class AttentionOutput:
     context: Tensor  # (B, T, K)
     weights: Tensor  # (B, T, S), or (B, T, W) over `window`
     window: Tensor | None = None  # (B, T, W) source position of each local weight
+    state: Tensor | None = None  # the attention's own state after these T steps (coverage)
 
     def dense_weights(self, source_length: int) -> Tensor:
         """(B, T, S) weights over every source position, zero outside a local window."""
@@ -58,29 +61,25 @@ class AttentionOutput:
         return dense.scatter_add_(2, self.window, self.weights)
 
 
-def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
-    """Softmax over the last axis where `mask` is True; exactly 0 where it is False.
-
-    Every row must keep at least one True position (each variant guarantees it).
-    """
-    # finfo.min instead of -inf: exp(min - max) is exactly 0 and never produces NaN gradients
-    return scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
-
-
 class Attention(nn.Module):
-    """Global attention: score every source position, softmax over the real ones, weighted sum.
+    """Global attention: score every source position, normalise over the real ones, weighted sum.
 
     Subclasses define `score` and, if their score uses projected keys, `project_keys`. They are
     built with the decoder's `query_size` and the encoder's `key_size`, which the model supplies
-    when it completes the partial from `configs/model/attention/*.yaml`.
+    when it completes the partial from `configs/model/attention/*.yaml`, and the `normalizer`
+    that turns scores into weights (seq2seq/models/attention/normalizers.py).
+    A variant that remembers its past weights (coverage) keeps them in a state it creates in
+    `initial_state`, takes back in `forward` and returns in `AttentionOutput.state`; the decoder
+    state carries it and reorders it with the hypotheses.
     """
 
     normalised: bool = True  # weights sum to one over each sentence's real positions
 
-    def __init__(self, *, query_size: int, key_size: int) -> None:
+    def __init__(self, *, query_size: int, key_size: int, normalizer: str = "softmax") -> None:
         super().__init__()
         self.query_size = query_size
         self.key_size = key_size
+        self.normalizer = check_normalizer(normalizer)
 
     def project_keys(self, values: Tensor) -> Tensor:
         """Keys as `score` wants them (B, S, A), computed once per batch."""
@@ -90,7 +89,17 @@ class Attention(nn.Module):
         """Unnormalised scores (N, T, S) of queries (N, T, Q) against keys (N, S, A)."""
         raise NotImplementedError
 
-    def forward(self, query: Tensor, memory: EncoderMemory, step: int = 0) -> AttentionOutput:
+    def initial_state(self, memory: EncoderMemory) -> Tensor | None:
+        """The attention's own state before the first target step (B, ...); None: it has none."""
+        return None
+
+    def normalize(self, scores: Tensor, mask: Tensor) -> Tensor:
+        """Weights from scores (..., S), exactly 0 where `mask` is False."""
+        return masked_normalize(scores, mask, self.normalizer)
+
+    def forward(
+        self, query: Tensor, memory: EncoderMemory, step: int = 0, state: Tensor | None = None
+    ) -> AttentionOutput:
         """Attend with queries (B, T, Q), the t-th of which is target position `step + t`."""
-        weights = masked_softmax(self.score(query, memory.keys), memory.mask.unsqueeze(1))
+        weights = self.normalize(self.score(query, memory.keys), memory.mask.unsqueeze(1))
         return AttentionOutput(context=torch.bmm(weights, memory.values), weights=weights)

@@ -18,8 +18,8 @@ class BahdanauAttention(Attention):
     `U_a h_j` does not depend on t, so it is the per-batch key projection.
     """
 
-    def __init__(self, *, query_size: int, key_size: int) -> None:
-        super().__init__(query_size=query_size, key_size=key_size)
+    def __init__(self, *, query_size: int, key_size: int, normalizer: str = "softmax") -> None:
+        super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
         self.query_layer = nn.Linear(query_size, query_size, bias=False)  # W_a
         self.key_layer = nn.Linear(key_size, query_size, bias=False)  # U_a
         self.energy_layer = nn.Linear(query_size, 1, bias=False)  # v_a
@@ -52,8 +52,8 @@ class LuongDotAttention(Attention):
     unidirectional), which configs/model/attention/luong_dot.yaml sets.
     """
 
-    def __init__(self, *, query_size: int, key_size: int) -> None:
-        super().__init__(query_size=query_size, key_size=key_size)
+    def __init__(self, *, query_size: int, key_size: int, normalizer: str = "softmax") -> None:
+        super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
         if query_size != key_size:
             raise ValueError(
                 f"luong_dot scores h_t^T h̄_s, so the decoder hidden size ({query_size}) must "
@@ -71,8 +71,8 @@ class LuongGeneralAttention(Attention):
     `W_a h̄_s` does not depend on t, so it is the per-batch key projection.
     """
 
-    def __init__(self, *, query_size: int, key_size: int) -> None:
-        super().__init__(query_size=query_size, key_size=key_size)
+    def __init__(self, *, query_size: int, key_size: int, normalizer: str = "softmax") -> None:
+        super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
         self.key_layer = nn.Linear(key_size, query_size, bias=False)  # W_a
 
     def project_keys(self, values: Tensor) -> Tensor:
@@ -88,3 +88,12 @@ CONTENT_SCORES: dict[str, type[Attention]] = {
     "general": LuongGeneralAttention,
     "concat": LuongConcatAttention,
 }
+
+
+def content_score(
+    score: str, *, query_size: int, key_size: int, choices: tuple[str, ...] = tuple(CONTENT_SCORES)
+) -> Attention:
+    """The content score named by `model.attention.score` (one of `choices`), for these sizes."""
+    if score not in choices:
+        raise ValueError(f"model.attention.score must be one of {sorted(choices)}, got {score!r}")
+    return CONTENT_SCORES[score](query_size=query_size, key_size=key_size)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from seq2seq.models.attention.base import Attention, AttentionOutput, EncoderMemory, masked_softmax
-from seq2seq.models.attention.content import CONTENT_SCORES
+from seq2seq.models.attention.base import Attention, AttentionOutput, EncoderMemory
+from seq2seq.models.attention.content import content_score
 
 
 class LocalAttention(Attention):
@@ -21,17 +21,17 @@ class LocalAttention(Attention):
     """
 
     def __init__(
-        self, *, query_size: int, key_size: int, score: str = "general", half_width: int = 10
+        self,
+        *,
+        query_size: int,
+        key_size: int,
+        score: str = "general",
+        half_width: int = 10,
+        normalizer: str = "softmax",
     ) -> None:
-        super().__init__(query_size=query_size, key_size=key_size)
-        if score not in CONTENT_SCORES:
-            raise ValueError(
-                f"model.attention.score must be one of {sorted(CONTENT_SCORES)}, got {score!r}"
-            )
-        if half_width < 1:
-            raise ValueError(f"model.attention.half_width (D) must be >= 1, got {half_width}")
-        self.content = CONTENT_SCORES[score](query_size=query_size, key_size=key_size)
-        self.half_width = half_width
+        super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
+        self.content = content_score(score, query_size=query_size, key_size=key_size)
+        self.half_width = check_half_width(half_width)
 
     def project_keys(self, values: Tensor) -> Tensor:
         return self.content.project_keys(values)
@@ -44,7 +44,9 @@ class LocalAttention(Attention):
         """Hook to modify the window's weights (B, T, W) given their positions and p_t."""
         return weights
 
-    def forward(self, query: Tensor, memory: EncoderMemory, step: int = 0) -> AttentionOutput:
+    def forward(
+        self, query: Tensor, memory: EncoderMemory, step: int = 0, state: Tensor | None = None
+    ) -> AttentionOutput:
         batch, steps, _ = query.shape
         center = self.center(query, memory, step)
         positions, valid = window_positions(center, self.half_width, memory.lengths)
@@ -52,7 +54,7 @@ class LocalAttention(Attention):
         width = index.size(-1)
         keys = gather_window(memory.keys, index)  # (B*T, W, A)
         scores = self.content.score(query.reshape(batch * steps, 1, -1), keys)
-        weights = masked_softmax(scores.view(batch, steps, width), valid)
+        weights = self.normalize(scores.view(batch, steps, width), valid)
         weights = self.reweight(weights, positions, center)  # (B, T, W)
         # the dot score's keys are the values themselves: gather them once
         same = memory.keys is memory.values
@@ -88,10 +90,20 @@ class LuongLocalPAttention(LocalAttention):
     normalised = False
 
     def __init__(
-        self, *, query_size: int, key_size: int, score: str = "general", half_width: int = 10
+        self,
+        *,
+        query_size: int,
+        key_size: int,
+        score: str = "general",
+        half_width: int = 10,
+        normalizer: str = "softmax",
     ) -> None:
         super().__init__(
-            query_size=query_size, key_size=key_size, score=score, half_width=half_width
+            query_size=query_size,
+            key_size=key_size,
+            score=score,
+            half_width=half_width,
+            normalizer=normalizer,
         )
         self.position_layer = nn.Linear(query_size, query_size, bias=False)  # W_p
         self.position_energy = nn.Linear(query_size, 1, bias=False)  # v_p
@@ -105,6 +117,13 @@ class LuongLocalPAttention(LocalAttention):
         sigma = self.half_width / 2
         gaussian = torch.exp(-((positions - center.unsqueeze(-1)) ** 2) / (2 * sigma**2))
         return weights * gaussian
+
+
+def check_half_width(half_width: int) -> int:
+    """`half_width` if it is a usable D; a ValueError naming the key otherwise."""
+    if half_width < 1:
+        raise ValueError(f"model.attention.half_width (D) must be >= 1, got {half_width}")
+    return half_width
 
 
 def window_positions(center: Tensor, half_width: int, lengths: Tensor) -> tuple[Tensor, Tensor]:

@@ -19,8 +19,15 @@ class LuongLocationAttention(Attention):
     weight 0 (a longer sentence is still translated, its tail is just never attended).
     """
 
-    def __init__(self, *, query_size: int, key_size: int, max_source_length: int = 128) -> None:
-        super().__init__(query_size=query_size, key_size=key_size)
+    def __init__(
+        self,
+        *,
+        query_size: int,
+        key_size: int,
+        max_source_length: int = 128,
+        normalizer: str = "softmax",
+    ) -> None:
+        super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
         if max_source_length < 1:
             raise ValueError(
                 f"model.attention.max_source_length must be >= 1, got {max_source_length}"

@@ -1,0 +1,80 @@
+"""Multi-head attention over the RNN's states: H content scores, one context per head."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from seq2seq.models.attention.base import Attention, AttentionOutput, EncoderMemory
+from seq2seq.models.attention.content import content_score
+
+
+class MultiHeadAttention(Attention):
+    """A content score (`dot`, `general` or `concat`, Luong et al. 2015 §3.1) in H heads, as the
+    Transformer's multi-head attention (Vaswani et al. 2017, "Attention Is All You Need", §3.2.2)
+    but over the RNN's decoder state and encoder outputs:
+
+        a_t^i = normalize_s(score(W_q^i h_t, W_k^i h̄_s))        i = 1..H, W_q^i, W_k^i to Q / H
+        c_t   = W_o [Σ_s a_t^1(s) h̄_s; ...; Σ_s a_t^H(s) h̄_s]  W_o: H·K -> K
+
+    Each head's context is over the encoder outputs themselves (no value projection); the score
+    module is shared by the heads, which differ by their projections (with `dot`, each head is
+    exactly a Transformer head without the 1/sqrt(d) scale). `weights` reports the mean of the
+    heads' weights, a distribution with the same zeros. With `heads=1` there are no projections
+    and this is exactly the plain score's attention (tested bit for bit).
+    """
+
+    def __init__(
+        self,
+        *,
+        query_size: int,
+        key_size: int,
+        score: str = "dot",
+        heads: int = 4,
+        normalizer: str = "softmax",
+    ) -> None:
+        super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
+        if heads < 1 or query_size % heads:
+            raise ValueError(
+                f"model.attention.heads must be >= 1 and divide the decoder hidden size "
+                f"({query_size}), got {heads}"
+            )
+        self.heads = heads
+        if heads == 1:
+            self.content = content_score(score, query_size=query_size, key_size=key_size)
+            return
+        head_size = query_size // heads
+        self.query_heads = nn.Linear(query_size, query_size, bias=False)  # W_q^1..H stacked
+        self.key_heads = nn.Linear(key_size, query_size, bias=False)  # W_k^1..H stacked
+        self.content = content_score(score, query_size=head_size, key_size=head_size)
+        self.output_layer = nn.Linear(heads * key_size, key_size, bias=False)  # W_o
+
+    def _split(self, states: Tensor) -> Tensor:
+        """(B, L, H·d) -> (B·H, L, d): one batch row per sentence and head."""
+        batch, length, _ = states.shape
+        return states.view(batch, length, self.heads, -1).transpose(1, 2).flatten(0, 1)
+
+    def project_keys(self, values: Tensor) -> Tensor:
+        if self.heads == 1:
+            return self.content.project_keys(values)
+        keys = self.content.project_keys(self._split(self.key_heads(values)))  # (B·H, S, A)
+        batch, length = values.shape[:2]
+        # back to one row per sentence, so beam search reorders keys like every other memory
+        return keys.view(batch, self.heads, length, -1).transpose(1, 2).flatten(2)  # (B, S, H·A)
+
+    def score(self, query: Tensor, keys: Tensor) -> Tensor:
+        """Scores (N, H, T, S) of queries (N, T, Q) against keys (N, S, H·A), one per head
+        ((N, T, S) with one head)."""
+        if self.heads == 1:
+            return self.content.score(query, keys)
+        scores = self.content.score(self._split(self.query_heads(query)), self._split(keys))
+        return scores.view(query.size(0), self.heads, *scores.shape[1:])
+
+    def forward(
+        self, query: Tensor, memory: EncoderMemory, step: int = 0, state: Tensor | None = None
+    ) -> AttentionOutput:
+        if self.heads == 1:
+            return super().forward(query, memory, step)
+        weights = self.normalize(self.score(query, memory.keys), memory.mask[:, None, None])
+        contexts = weights @ memory.values.unsqueeze(1)  # (B, H, T, K)
+        context = self.output_layer(contexts.transpose(1, 2).flatten(2))  # (B, T, K)
+        return AttentionOutput(context=context, weights=weights.mean(dim=1))
