@@ -3,9 +3,10 @@
 Teacher-forces the gold set's reference translations through a trained model, turns its
 attention into word links (`seq2seq.alignment`) and scores them against the human links. Writes
 into `<run>/eval/align.<set>/`: `metrics.json` (AER, precision, recall of the model, of a
-diagonal baseline and of eflomal when installed; for models with attention heads, the AER of
-every decoder layer), the links in Pharaoh format (`model.align`, `diagonal.align`,
-`eflomal.align`), `examples.json` and `alignment.png` (word attention with the gold links).
+diagonal baseline and of eflomal when installed; the `attn_*` diagnostics on these pairs; for
+models with attention heads, the AER of every decoder layer), the links in Pharaoh format
+(`model.align`, `diagonal.align`, `eflomal.align`), `examples.json` and `alignment.png` (word
+attention with the gold links).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from seq2seq import alignment, plots
 from seq2seq.data.alignment import GoldPair
 from seq2seq.data.batching import collate
+from seq2seq.diagnostics import AttentionDiagnostics
 from seq2seq.evaluation import write_json
 from seq2seq.models.interface import Seq2SeqModel
 from seq2seq.pipeline import load_trained
@@ -88,6 +90,8 @@ def align(cfg: DictConfig) -> dict[str, Any]:
         "pairs": len(gold),
         "extract": OmegaConf.to_container(cfg.extract, resolve=True),
         "model": alignment.alignment_scores(links, gold),
+        # the validation's attn_* on these sentences: how the domain changes the attention
+        "diagnostics": gold_diagnostics(weights),
         "references": references(cfg, train_cfg, gold, out_dir),
     }
     if _has_heads(model):
@@ -160,6 +164,14 @@ def batch_attention(model: Seq2SeqModel, batch, extraction: Extraction) -> torch
             f"extract.head must lie in [0, {heads.size(1) - 1}], got {extraction.head}"
         )
     return heads[:, extraction.head]
+
+
+def gold_diagnostics(weights: list[np.ndarray]) -> dict[str, float]:
+    diagnostics = AttentionDiagnostics()
+    for w in weights:
+        target, source = w.shape
+        diagnostics.add(torch.from_numpy(w)[None], torch.tensor([source]), torch.tensor([target]))
+    return diagnostics.result()
 
 
 def word_attention(
