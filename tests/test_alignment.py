@@ -328,3 +328,17 @@ def test_align_command_writes_scores_links_and_picture(tmp_path, tokenizer):
     assert metrics["references"]["eflomal"].startswith("skipped")
     assert len((out / "model.align").read_text().splitlines()) == 2
     assert (out / "alignment.png").stat().st_size > 0 and (out / "metrics.json").exists()
+
+
+def test_online_download_of_a_folder_fetches_each_file(tmp_path):
+    """hansards_en_fr's root is a folder URL: each file is fetched on its own."""
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    (folder / "enfr.src-tgt").write_text("the house ||| la maison\n")
+    (folder / "enfr.gold").write_text("1-1 2-2\n")
+    cfg = compose_config(
+        "align", "checkpoint=x", "alignment=hansards_en_fr", f"alignment.root={folder.as_uri()}"
+    )
+    (pair,) = instantiate(cfg.alignment).load(tmp_path / "cache")
+    assert pair.target == ["la", "maison"] and pair.sure == {(0, 0), (1, 1)}
+    assert len(list((tmp_path / "cache" / "downloads").iterdir())) == 2
