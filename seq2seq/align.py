@@ -252,9 +252,7 @@ def _has_heads(model: Seq2SeqModel) -> bool:
 def _output_dir(cfg: DictConfig) -> Path:
     if cfg.output_dir is not None:
         return Path(cfg.output_dir)
-    file = ckpt.resolve_checkpoint(cfg.checkpoint, prefer=ckpt.BEST)
-    run_dir = file.parent.parent if file.parent.name == ckpt.CHECKPOINT_DIR else file.parent
-    return run_dir / "eval" / f"align.{cfg.alignment.name}"
+    return ckpt.run_directory(cfg.checkpoint) / "eval" / f"align.{cfg.alignment.name}"
 
 
 @hydra.main(config_path="../configs", config_name="align", version_base="1.3")

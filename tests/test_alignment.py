@@ -176,14 +176,20 @@ def test_reader_names_the_line_that_does_not_decode(tmp_path):
         rwth(root, "alignment.encoding=utf-8").load(tmp_path / "cache")
 
 
+def hansards(folder: Path, text: str, links: str, root: str | None = None):
+    """hansards_en_fr's config over files written into `folder` (root: default the folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "enfr.src-tgt").write_text(text)
+    (folder / "enfr.gold").write_text(links)
+    root = folder if root is None else root
+    return compose_config(
+        "align", "checkpoint=x", "alignment=hansards_en_fr", f"alignment.root={root}"
+    )
+
+
 def test_hansards_config_splits_both_sides_of_one_file(tmp_path):
     folder = tmp_path / "hansards"
-    folder.mkdir()
-    (folder / "enfr.src-tgt").write_text("the house ||| la maison\nyes . ||| oui .\n")
-    (folder / "enfr.gold").write_text("1-1 2-2\n1-1 2p2\n")
-    cfg = compose_config(
-        "align", "checkpoint=x", "alignment=hansards_en_fr", f"alignment.root={folder}"
-    )
+    cfg = hansards(folder, "the house ||| la maison\nyes . ||| oui .\n", "1-1 2-2\n1-1 2p2\n")
     pairs = instantiate(cfg.alignment).load(tmp_path / "cache")
     assert pairs[1] == GoldPair(
         ["yes", "."], ["oui", "."], frozenset({(0, 0)}), frozenset({(0, 0), (1, 1)})
@@ -333,12 +339,7 @@ def test_align_command_writes_scores_links_and_picture(tmp_path, tokenizer):
 def test_online_download_of_a_folder_fetches_each_file(tmp_path):
     """hansards_en_fr's root is a folder URL: each file is fetched on its own."""
     folder = tmp_path / "examples"
-    folder.mkdir()
-    (folder / "enfr.src-tgt").write_text("the house ||| la maison\n")
-    (folder / "enfr.gold").write_text("1-1 2-2\n")
-    cfg = compose_config(
-        "align", "checkpoint=x", "alignment=hansards_en_fr", f"alignment.root={folder.as_uri()}"
-    )
+    cfg = hansards(folder, "the house ||| la maison\n", "1-1 2-2\n", root=folder.as_uri())
     (pair,) = instantiate(cfg.alignment).load(tmp_path / "cache")
     assert pair.target == ["la", "maison"] and pair.sure == {(0, 0), (1, 1)}
     assert len(list((tmp_path / "cache" / "downloads").iterdir())) == 2
