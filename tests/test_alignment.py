@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from seq2seq.align import EncodedPair, Extraction, align, attention_matrices, ch
 from seq2seq.data.alignment import GoldPair
 from seq2seq.data.tokenizer import SubwordTrainer
 from seq2seq.pipeline import build_model, checkpoint_extras
+from seq2seq.references import eflomal_links
 from seq2seq.training.checkpoint import save_checkpoint
 
 GOLD = REPO.parent / "shared" / "datasets" / "alignment"
@@ -309,16 +312,23 @@ def check_produces_alignments(model, tokenizer, extraction: Extraction) -> None:
         assert {j for _, j in links} == set(range(len(g.target)))
 
 
-def test_align_command_writes_scores_links_and_picture(tmp_path, tokenizer):
+def save_tiny_run(run: Path, tokenizer, src_lang: str = "de", tgt_lang: str = "en") -> Path:
+    """A run directory whose best checkpoint holds an untrained tiny local-p RNN."""
     model_cfg = tiny("model=rnn", "model/attention=luong_local_p")
     model = build_model(model_cfg, tokenizer)
-    train_cfg = OmegaConf.create({"model": model_cfg, "data": {"src_lang": "de", "tgt_lang": "en"}})
+    data = {"src_lang": src_lang, "tgt_lang": tgt_lang}
+    train_cfg = OmegaConf.create({"model": model_cfg, "data": data})
     payload = {
         "model": model.state_dict(),
         "progress": {"update": 0},
         **checkpoint_extras(train_cfg, tokenizer),
     }
-    save_checkpoint(payload, tmp_path / "run" / "checkpoints" / "best.pt")
+    save_checkpoint(payload, run / "checkpoints" / "best.pt")
+    return run
+
+
+def test_align_command_writes_scores_links_and_picture(tmp_path, tokenizer):
+    save_tiny_run(tmp_path / "run", tokenizer)
     cfg = compose_config(
         "align",
         f"checkpoint={tmp_path / 'run'}",
@@ -343,3 +353,25 @@ def test_online_download_of_a_folder_fetches_each_file(tmp_path):
     (pair,) = instantiate(cfg.alignment).load(tmp_path / "cache")
     assert pair.target == ["la", "maison"] and pair.sure == {(0, 0), (1, 1)}
     assert len(list((tmp_path / "cache" / "downloads").iterdir())) == 2
+
+
+def test_a_model_of_the_other_direction_is_a_one_line_user_error(tmp_path, tokenizer):
+    run = save_tiny_run(tmp_path / "run", tokenizer, src_lang="en", tgt_lang="de")
+    command = [sys.executable, "-m", "seq2seq.align", f"checkpoint={run}"]
+    command += [f"alignment.root={write_rwth(tmp_path / 'set')}", f"cache_dir={tmp_path}"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "error: alignment=rwth_de_en aligns de→en, but the checkpoint's model translates en→de"
+        )
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_eflomal_is_reported_skipped_when_not_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "eflomal", None)  # import eflomal now raises ImportError
+    skipped = eflomal_links(OmegaConf.create({}), gold_pairs(), Path("unused"))
+    assert skipped == "skipped: eflomal is not installed (pip install eflomal)"
