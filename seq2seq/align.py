@@ -25,7 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import alignment, plots
-from seq2seq.data.alignment import GoldPair
+from seq2seq.data.alignment import GoldPair, Link
 from seq2seq.data.batching import collate
 from seq2seq.diagnostics import AttentionDiagnostics
 from seq2seq.evaluation import write_json
@@ -80,8 +80,7 @@ def align(cfg: DictConfig) -> dict[str, Any]:
         for pair in gold
     ]
     weights = attention_matrices(model, encoded, device, cfg.batch_size, extraction)
-    words = [word_attention(w, e, g, extraction.shift) for w, e, g in zip(weights, encoded, gold)]
-    links = [alignment.extract_links(w, extraction.rule, extraction.threshold) for w in words]
+    words, links = extract(weights, encoded, gold, extraction)
     out_dir = _output_dir(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = {
@@ -174,12 +173,21 @@ def gold_diagnostics(weights: list[np.ndarray]) -> dict[str, float]:
     return diagnostics.result()
 
 
-def word_attention(
-    weights: np.ndarray, pair: EncodedPair, gold: GoldPair, shift: int
-) -> np.ndarray:
-    return alignment.word_attention(
-        weights, pair.source, pair.target, len(gold.source), len(gold.target), shift
-    )
+def extract(
+    weights: list[np.ndarray],
+    encoded: list[EncodedPair],
+    gold: list[GoldPair],
+    extraction: Extraction,
+) -> tuple[list[np.ndarray], list[set[Link]]]:
+    """Each pair's word attention (J, I) and the links extracted from it."""
+    words = [
+        alignment.word_attention(
+            w, pair.source, pair.target, len(g.source), len(g.target), extraction.shift
+        )
+        for w, pair, g in zip(weights, encoded, gold)
+    ]
+    links = [alignment.extract_links(w, extraction.rule, extraction.threshold) for w in words]
+    return words, links
 
 
 def layer_sweep(
@@ -195,12 +203,7 @@ def layer_sweep(
     for layer in range(model.attention_layers):
         at_layer = Extraction(extraction.rule, extraction.threshold, extraction.shift, layer)
         weights = attention_matrices(model, encoded, device, batch_size, at_layer)
-        links = [
-            alignment.extract_links(
-                word_attention(w, e, g, extraction.shift), extraction.rule, extraction.threshold
-            )
-            for w, e, g in zip(weights, encoded, gold)
-        ]
+        _, links = extract(weights, encoded, gold, at_layer)
         aers[str(layer)] = alignment.alignment_scores(links, gold)["aer"]
     return aers
 

@@ -312,9 +312,15 @@ def check_produces_alignments(model, tokenizer, extraction: Extraction) -> None:
         assert {j for _, j in links} == set(range(len(g.target)))
 
 
-def save_tiny_run(run: Path, tokenizer, src_lang: str = "de", tgt_lang: str = "en") -> Path:
-    """A run directory whose best checkpoint holds an untrained tiny local-p RNN."""
-    model_cfg = tiny("model=rnn", "model/attention=luong_local_p")
+def save_tiny_run(
+    run: Path,
+    tokenizer,
+    src_lang: str = "de",
+    tgt_lang: str = "en",
+    model: tuple[str, ...] = ("model=rnn", "model/attention=luong_local_p"),
+) -> Path:
+    """A run directory whose best checkpoint holds an untrained tiny model."""
+    model_cfg = tiny(*model)
     model = build_model(model_cfg, tokenizer)
     data = {"src_lang": src_lang, "tgt_lang": tgt_lang}
     train_cfg = OmegaConf.create({"model": model_cfg, "data": data})
@@ -327,8 +333,8 @@ def save_tiny_run(run: Path, tokenizer, src_lang: str = "de", tgt_lang: str = "e
     return run
 
 
-def test_align_command_writes_scores_links_and_picture(tmp_path, tokenizer):
-    save_tiny_run(tmp_path / "run", tokenizer)
+def align_tiny_run(tmp_path: Path, tokenizer, *model: str) -> dict:
+    save_tiny_run(tmp_path / "run", tokenizer, model=model)
     cfg = compose_config(
         "align",
         f"checkpoint={tmp_path / 'run'}",
@@ -337,8 +343,13 @@ def test_align_command_writes_scores_links_and_picture(tmp_path, tokenizer):
         "eflomal=false",
         "num_threads=1",
     )
-    metrics = align(cfg)
+    return align(cfg)
+
+
+def test_align_command_writes_scores_links_and_picture(tmp_path, tokenizer):
+    metrics = align_tiny_run(tmp_path, tokenizer, "model=rnn", "model/attention=luong_local_p")
     out = tmp_path / "run" / "eval" / "align.rwth_de_en"
+    assert "layers" not in metrics  # no attention heads
     assert 0 <= metrics["model"]["aer"] <= 1 and metrics["model"]["links"] == 7
     assert metrics["references"]["diagonal"]["aer"] == 0.0  # the hand-made links are diagonal
     assert metrics["references"]["eflomal"].startswith("skipped")
@@ -375,3 +386,9 @@ def test_eflomal_is_reported_skipped_when_not_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "eflomal", None)  # import eflomal now raises ImportError
     skipped = eflomal_links(OmegaConf.create({}), gold_pairs(), Path("unused"))
     assert skipped == "skipped: eflomal is not installed (pip install eflomal)"
+
+
+def test_align_scores_every_layer_of_a_model_with_heads(tmp_path, tokenizer):
+    metrics = align_tiny_run(tmp_path, tokenizer, "model=transformer")  # 2 decoder layers
+    assert sorted(metrics["layers"]) == ["0", "1"]
+    assert all(0 <= aer <= 1 for aer in metrics["layers"].values())
