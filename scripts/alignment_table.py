@@ -44,7 +44,7 @@ def main(out: Path) -> None:
     ]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    runs = sorted(p.parent for p in out.glob("*/eval/align.rwth_de_en/metrics.json"))
+    runs = sorted(p.parents[2] for p in out.glob("*/eval/align.rwth_de_en/metrics.json"))
     for run in runs:
         print("| " + " | ".join(row(run)) + " |")
     shown = set()
