@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from pathlib import Path
 def row(run: Path) -> list[str]:
     metrics = json.loads((run / "metrics.json").read_text())
     shift0 = json.loads((run / "eval" / "align.rwth_de_en" / "metrics.json").read_text())
-    shift1 = json.loads((run / "eval" / "shift1.align.rwth_de_en" / "metrics.json").read_text())
+    shifted = run / "eval" / "shift1.align.rwth_de_en" / "metrics.json"
+    shift1 = json.loads(shifted.read_text()) if shifted.exists() else {"model": {"aer": math.nan}}
     best = metrics["train"]["best_update"]
     validation = next(v for v in metrics["validations"] if v["update"] == best)
     model, gold = shift0["model"], shift0["diagnostics"]
