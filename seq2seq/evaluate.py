@@ -69,7 +69,9 @@ def _move_root(data_cfg: DictConfig, root: str) -> None:
 def _output_dir(cfg: DictConfig, search: SearchSettings) -> Path:
     if cfg.output_dir is not None:
         return Path(cfg.output_dir)
-    return ckpt.run_directory(cfg.checkpoint) / "eval" / f"{cfg.data.split}.beam{search.beam_size}"
+    file = ckpt.resolve_checkpoint(cfg.checkpoint, prefer=ckpt.BEST)
+    run_dir = file.parent.parent if file.parent.name == ckpt.CHECKPOINT_DIR else file.parent
+    return run_dir / "eval" / f"{cfg.data.split}.beam{search.beam_size}"
 
 
 @hydra.main(config_path="../configs", config_name="evaluate", version_base="1.3")
