@@ -4,6 +4,7 @@
 # (experiment=compare_attention_quick, N updates), each aligned against the RWTH de-en gold set
 # with both row choices (extract.shift=0 and 1), eflomal once; then the table on stdout.
 #   scripts/alignment_study.sh runs/alignment_study [N=300]
+# VARIANTS="bahdanau transformer" limits it to those variants.
 # Runs that already have a metrics.json are not trained again.
 set -euo pipefail
 out=${1:?usage: scripts/alignment_study.sh OUT_DIR [UPDATES]}
@@ -11,8 +12,9 @@ updates=${2:-300}
 python=${PYTHON:-.venv/bin/python}
 gold=(alignment.root=../shared/datasets/alignment/rwth-de-en)
 eflomal=true
-for variant in bahdanau luong_dot luong_general luong_concat luong_location luong_local_m \
-    luong_local_p transformer; do
+variants=${VARIANTS:-bahdanau luong_dot luong_general luong_concat luong_location luong_local_m \
+  luong_local_p transformer}
+for variant in $variants; do
   run=$out/$variant
   if [ ! -f "$run/metrics.json" ]; then
     $python -m seq2seq.train experiment=compare_attention_quick variant=$variant \
