@@ -8,7 +8,13 @@ Reads the `metrics.json` of every training run under the directory (e.g. the swe
 - `runs.csv`: the per-run rows.
 - `comparison.png`: validation BLEU against training time, one colour per variant.
 - `attention_grid.png`: one validation sentence's attention for each variant, side by side
-  (from each variant's first run that has an `attention.json`).
+  (from each variant's first run that has an `attention.json`); with `--alignment <set>`, one
+  pair of that gold set instead, with its gold links drawn on (from `python -m seq2seq.align`).
+
+Besides BLEU, each run shows its attention: the AER of its `python -m seq2seq.align` result
+(`<run>/eval/align.<set>/metrics.json`, when one was computed; the gold set of the run's
+language pair) and the attention diagnostics `attn_*` (`seq2seq/diagnostics.py`) of the
+validation whose checkpoint was tested.
 
 Seed noise: variants are ranked by mean test BLEU (beam search when every run has it, else
 greedy). A variant whose mean lies within one standard deviation of the best one's (the larger
@@ -44,8 +50,16 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("test_chrf_beam", "test chrF beam", "{:.2f}"),
     ("greedy_sentences_per_second", "greedy sent/s", "{:.1f}"),
     ("beam_sentences_per_second", "beam sent/s", "{:.1f}"),
+    ("aer", "AER", "{:.3f}"),
+    ("attn_entropy", "attn entropy", "{:.2f}"),
+    ("attn_monotonicity", "attn monotonicity", "{:.2f}"),
+    ("attn_eos_share", "attn on EOS", "{:.2f}"),
+    ("attn_uncovered", "uncovered src", "{:.2f}"),
+    ("attn_center_distance", "p_t to argmax", "{:.2f}"),
 )
+DIAGNOSTICS = tuple(key for key, _, _ in METRICS if key.startswith("attn_"))
 WITHIN_NOISE = "within noise of best"
+ALIGN_PREFIX = "align."  # seq2seq.align writes <run>/eval/align.<set>/
 
 
 @dataclass
@@ -79,7 +93,21 @@ class Run:
             "test_chrf_beam": beam.get("chrf", math.nan),
             "greedy_sentences_per_second": greedy.get("sentences_per_second", math.nan),
             "beam_sentences_per_second": beam.get("sentences_per_second", math.nan),
+            "aer": self.aer(),
+            **{key: self.tested_validation().get(key, math.nan) for key in DIAGNOSTICS},
         }
+
+    def tested_validation(self) -> dict[str, float]:
+        """The validation of the checkpoint that was tested (the best), else the last one."""
+        validations = self.metrics["validations"]
+        best = self.metrics["train"].get("best_update")
+        tested = [v for v in validations if v.get("update") == best]
+        return (tested or validations or [{}])[-1]
+
+    def aer(self) -> float:
+        """The model's AER from `python -m seq2seq.align` on this run, NaN if not run."""
+        found = sorted(self.path.glob(f"eval/{ALIGN_PREFIX}*/metrics.json"))
+        return json.loads(found[0].read_text())["model"]["aer"] if found else math.nan
 
 
 @dataclass
@@ -173,7 +201,7 @@ def markdown_report(summaries: Sequence[VariantSummary], sweep_dir: Path) -> lis
     return [*lines, "", "## Runs", "", *_table(header, cells)]
 
 
-def write_report(sweep_dir: Path, sentence: int = 0) -> list[str]:
+def write_report(sweep_dir: Path, sentence: int = 0, alignment: str | None = None) -> list[str]:
     """Write every report file into `sweep_dir`; return the markdown lines."""
     sweep_dir = Path(sweep_dir)
     summaries = summarise(load_runs(sweep_dir))
@@ -183,25 +211,29 @@ def write_report(sweep_dir: Path, sentence: int = 0) -> list[str]:
     runs = [run for s in summaries for run in s.runs]
     _write_csv(sweep_dir / "runs.csv", [_run_record(run, sweep_dir) for run in runs])
     plots.save(plots.bleu_over_time(_curves(summaries)), sweep_dir / "comparison.png")
-    panels = attention_panels(summaries, sentence)
+    panels = attention_panels(summaries, sentence, alignment)
     if panels:
         plots.save(plots.attention_grid(panels), sweep_dir / "attention_grid.png")
     return lines
 
 
-def attention_panels(summaries: Sequence[VariantSummary], sentence: int) -> list[tuple[str, dict]]:
-    """(variant, example `sentence` of attention.json) for each variant that saved one."""
+def attention_panels(
+    summaries: Sequence[VariantSummary], sentence: int, alignment: str | None = None
+) -> list[tuple[str, dict]]:
+    """(variant, example `sentence` of attention.json) for each variant that saved one; with
+    `alignment`, example `sentence` of its `seq2seq.align` examples.json, gold links included."""
     panels = []
+    name = ATTENTION_FILE if alignment is None else f"eval/{ALIGN_PREFIX}{alignment}/examples.json"
     for summary in summaries:
         for run in sorted(summary.runs, key=lambda r: r.seed):
-            path = run.path / ATTENTION_FILE
+            path = run.path / name
             if not path.exists():
                 continue
             examples = json.loads(path.read_text())["examples"]
             if not 0 <= sentence < len(examples):
                 raise ValueError(
                     f"--sentence {sentence} is out of range: {path} holds {len(examples)} "
-                    "examples (logger.examples in the run's config)"
+                    "examples (logger.examples in the run's config, examples= of seq2seq.align)"
                 )
             panels.append((f"{summary.variant} (seed {run.seed})", examples[sentence]))
             break
@@ -298,9 +330,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--sentence", type=int, default=0, help="which fixed validation sentence the grid shows"
     )
+    parser.add_argument(
+        "--alignment",
+        default=None,
+        help="draw the grid from this gold set's pairs (e.g. rwth_de_en), with gold links, "
+        "for runs that `python -m seq2seq.align` scored on it",
+    )
     args = parser.parse_args(argv)
     try:
-        lines = write_report(args.sweep_dir, args.sentence)
+        lines = write_report(args.sweep_dir, args.sentence, args.alignment)
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
     print("\n".join(lines))

@@ -28,9 +28,12 @@ def draw_attention(
     source: Sequence[str],
     target: Sequence[str],
     title: str = "",
+    sure: Sequence[Sequence[int]] = (),
+    possible: Sequence[Sequence[int]] = (),
 ) -> None:
     """Heatmap of attention `weights` (T, S): target tokens down the rows, source tokens along
-    the columns, 0 white and 1 black, so panels of different runs compare by eye."""
+    the columns, 0 white and 1 black, so panels of different runs compare by eye. Gold links
+    (source, target) are drawn on it: `sure` as red squares, `possible` as small red dots."""
     matrix = np.asarray(weights, dtype=np.float32)
     if matrix.shape != (len(target), len(source)):
         raise ValueError(
@@ -41,10 +44,19 @@ def draw_attention(
     ax.set_xticks(range(len(source)), labels=list(source), rotation=90, fontsize=8)
     ax.set_yticks(range(len(target)), labels=list(target), fontsize=8)
     ax.tick_params(length=0)
+    sure_set = {tuple(link) for link in sure}
+    _draw_links(ax, sure, marker="s", size=60)
+    _draw_links(ax, [link for link in possible if tuple(link) not in sure_set], "o", 12)
     ax.set_xlabel("source", fontsize=8)
     ax.set_ylabel("translation", fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
+
+
+def _draw_links(ax: Axes, links: Sequence[Sequence[int]], marker: str, size: float) -> None:
+    if len(links):
+        columns, rows = zip(*links)
+        ax.scatter(columns, rows, s=size, marker=marker, facecolors="none", edgecolors="red")
 
 
 def attention_figure(
@@ -52,17 +64,20 @@ def attention_figure(
     source: Sequence[str],
     target: Sequence[str],
     title: str = "",
+    sure: Sequence[Sequence[int]] = (),
+    possible: Sequence[Sequence[int]] = (),
 ) -> Figure:
-    """One heatmap, sized to its sentence pair."""
+    """One heatmap, sized to its sentence pair, with gold links if given."""
     figure = Figure(figsize=(_side(len(source)) + 1.0, _side(len(target)) + 1.0), dpi=_DPI)
-    draw_attention(figure.add_subplot(), weights, source, target, title)
+    draw_attention(figure.add_subplot(), weights, source, target, title, sure, possible)
     figure.tight_layout()
     return figure
 
 
 def attention_grid(panels: Sequence[tuple[str, dict]], columns: int = 4) -> Figure:
     """One heatmap per (title, example) side by side; an example has `weights`, `source` and
-    `target` as in a run's attention.json."""
+    `target` as in a run's attention.json, and gold links `sure` and `possible` when it comes
+    from a gold-aligned set (`python -m seq2seq.align`'s examples.json)."""
     if not panels:
         raise ValueError("attention_grid needs at least one panel, got none")
     columns = min(columns, len(panels))
@@ -72,7 +87,15 @@ def attention_grid(panels: Sequence[tuple[str, dict]], columns: int = 4) -> Figu
     figure = Figure(figsize=(width * columns, height * rows), dpi=_DPI)
     for i, (title, example) in enumerate(panels):
         ax = figure.add_subplot(rows, columns, i + 1)
-        draw_attention(ax, example["weights"], example["source"], example["target"], title)
+        draw_attention(
+            ax,
+            example["weights"],
+            example["source"],
+            example["target"],
+            title,
+            example.get("sure", ()),
+            example.get("possible", ()),
+        )
     figure.tight_layout()
     return figure
 

@@ -243,3 +243,31 @@ def check_figures(sweep: Path) -> None:
     height, width = expected
     centre = grid[2 * height // 5 : 3 * height // 5, 2 * width // 5 : 3 * width // 5]
     assert (centre.max(axis=-1) < 0.98).mean() > 0.5, "the heatmap is missing"
+
+
+def test_attention_columns_come_from_the_tested_validation_and_the_align_result(tmp_path):
+    metrics = write_run(tmp_path, "luong_local_p", 1, beam_bleu=20.0)
+    metrics["train"]["best_update"] = 5  # the first validation's checkpoint was tested
+    metrics["validations"][0].update(attn_entropy=1.5, attn_monotonicity=0.8)
+    metrics["validations"][1].update(attn_entropy=9.0, attn_monotonicity=0.1)
+    run_dir = tmp_path / "luong_local_p_seed1"
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    write_run(tmp_path, "bahdanau", 1, beam_bleu=21.0)  # never aligned: no AER
+    aligned = run_dir / "eval" / "align.rwth_de_en"
+    aligned.mkdir(parents=True)
+    (aligned / "metrics.json").write_text(json.dumps({"model": {"aer": 0.42}}))
+    example = {"source": ["a", "b"], "target": ["x"], "weights": [[0.3, 0.7]], "sure": [[1, 0]]}
+    (aligned / "examples.json").write_text(json.dumps({"examples": [example]}))
+    summaries = {s.variant: s for s in compare.summarise(compare.load_runs(tmp_path))}
+    local_p = summaries["luong_local_p"].mean
+    assert (local_p["aer"], local_p["attn_entropy"], local_p["attn_monotonicity"]) == (
+        0.42,
+        1.5,
+        0.8,
+    )
+    assert math.isnan(summaries["bahdanau"].mean["aer"])
+    lines = compare.markdown_report(list(summaries.values()), tmp_path)
+    row = next(line for line in lines if line.startswith("| luong_local_p | 1 |"))
+    assert "| AER |" in lines[4] and "| 0.420 |" in row
+    compare.write_report(tmp_path, alignment="rwth_de_en")
+    assert (tmp_path / "attention_grid.png").stat().st_size > 1000

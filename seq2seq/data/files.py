@@ -25,8 +25,9 @@ def is_url(location: str) -> bool:
     return location.split("://", 1)[0] in ("http", "https", "file")
 
 
-def read_lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 text file, gzip-compressed or not, without their line endings.
+def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
+    """The lines of a text file (UTF-8 unless `encoding` says otherwise), gzip-compressed or not,
+    without their line endings.
 
     Lines are split on "\\n" only: `str.splitlines` would also split on characters such as
     U+2028 that can occur inside a sentence and shift every later line of a parallel file.
@@ -35,12 +36,12 @@ def read_lines(path: Path) -> list[str]:
     if raw[:2] == _GZIP_MAGIC:
         raw = gzip.decompress(raw)
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode(encoding)
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
         raise ValueError(
-            f"{path}:{line}: not valid UTF-8 ({error.reason}, byte {raw[error.start]:#04x}); "
-            "convert the file to UTF-8"
+            f"{path}:{line}: not valid {encoding.upper()} ({error.reason}, byte "
+            f"{raw[error.start]:#04x}); convert the file to {encoding.upper()}"
         ) from None
     lines = text.removeprefix("\ufeff").split("\n")
     if lines[-1] == "":

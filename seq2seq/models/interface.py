@@ -36,6 +36,8 @@ class StepOutput:
 class ModelOutput:
     logits: Tensor  # (B, T, V) unnormalised scores for every target position (teacher forcing)
     attention: Tensor | None = None  # (B, T, S), only when asked for
+    # (B, T) source position each row's attention window was centred on (local attention)
+    attention_centers: Tensor | None = None
 
 
 class Seq2SeqModel(nn.Module, abc.ABC):

@@ -197,7 +197,9 @@ class RNNSeq2Seq(Seq2SeqModel):
         if not return_attention:
             return ModelOutput(logits=logits)
         weights = torch.cat([a.dense_weights(src.size(1)) for a in attended], dim=1)  # (B, T, S)
-        return ModelOutput(logits=logits, attention=weights)
+        has_centers = attended[0].center is not None
+        centers = torch.cat([a.center for a in attended], dim=1) if has_centers else None
+        return ModelOutput(logits=logits, attention=weights, attention_centers=centers)
 
 
 def _check_source(src: Tensor, src_lengths: Tensor) -> None:

@@ -506,6 +506,11 @@ class Transformer(Seq2SeqModel):
         logits, weights = self._teacher_forced(src, src_lengths, tgt_in, weights_layer)
         return ModelOutput(logits, None if weights is None else weights.mean(dim=1))  # (B, T, S)
 
+    @property
+    def attention_layers(self) -> int:
+        """How many decoder layers `cross_attention_heads` reads (layers 0 .. n - 1)."""
+        return len(self.decoder.layers)
+
     def cross_attention_heads(
         self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, layer: int | None = None
     ) -> Tensor:

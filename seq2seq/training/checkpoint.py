@@ -66,6 +66,12 @@ def resolve_checkpoint(path: str | Path, prefer: str = LAST) -> Path:
     return path
 
 
+def run_directory(path: str | Path) -> Path:
+    """The run directory of a checkpoint file or run directory (where `eval/` results go)."""
+    file = resolve_checkpoint(path, prefer=BEST)
+    return file.parent.parent if file.parent.name == CHECKPOINT_DIR else file.parent
+
+
 def load_checkpoint(path: str | Path, prefer: str = LAST) -> dict[str, Any]:
     """Load a checkpoint onto the CPU, failing with the file's name if it is not a valid one."""
     file = resolve_checkpoint(path, prefer)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from seq2seq import decoding, evaluation
 from seq2seq.data.batch import Batch
+from seq2seq.diagnostics import AttentionDiagnostics
 from seq2seq.models.interface import Seq2SeqModel
 from seq2seq.training import runtime
 
@@ -26,7 +27,8 @@ class SearchSettings:
 
 @dataclass
 class ValidationResult:
-    metrics: dict[str, float]  # loss, ppl, bleu, chrf, decode_seconds, sentences_per_second
+    # loss, ppl, bleu, chrf, decode_seconds, sentences_per_second, attn_* (seq2seq.diagnostics)
+    metrics: dict[str, float]
     hypotheses: list[str]
     bleu_signature: str = ""
     attention: list = field(default_factory=list)
@@ -50,7 +52,7 @@ class Validator:
         was_training = model.training
         model.eval()
         try:
-            nll_sum, tokens = self.token_nll(model, batches)
+            nll_sum, tokens, diagnostics = self.token_nll(model, batches)
             start = time.perf_counter()
             hypotheses = self.translate(model, batches, progress)
             seconds = time.perf_counter() - start
@@ -66,18 +68,27 @@ class Validator:
             "exact_match": evaluation.exact_match(hypotheses, references),
             "decode_seconds": seconds,
             "sentences_per_second": len(hypotheses) / seconds,
+            **diagnostics.result(),
         }
         return ValidationResult(metrics, hypotheses, bleu.signature)
 
     @torch.inference_mode()
-    def token_nll(self, model: Seq2SeqModel, batches: list[Batch]) -> tuple[float, int]:
-        """Summed negative log-likelihood of the target tokens (no label smoothing), and their
-        count."""
-        total, tokens = 0.0, 0
+    def token_nll(
+        self, model: Seq2SeqModel, batches: list[Batch]
+    ) -> tuple[float, int, AttentionDiagnostics]:
+        """Summed negative log-likelihood of the target tokens (no label smoothing), their
+        count, and the attention diagnostics of the same teacher-forced pass over the
+        references (the attention costs little next to the decoding that follows)."""
+        total, tokens, diagnostics = 0.0, 0, AttentionDiagnostics()
         for batch in batches:
             batch = batch.to(self.device)
             with runtime.autocast(self.device, self.precision):
-                logits = model(batch.src, batch.src_lengths, batch.tgt_in).logits
+                output = model(batch.src, batch.src_lengths, batch.tgt_in, return_attention=True)
+            logits = output.logits
+            if output.attention is not None:
+                diagnostics.add(
+                    output.attention, batch.src_lengths, batch.tgt_lengths, output.attention_centers
+                )
             total += float(
                 F.cross_entropy(
                     logits.float().flatten(0, 1),
@@ -87,7 +98,7 @@ class Validator:
                 )
             )
             tokens += batch.num_tgt_tokens
-        return total, tokens
+        return total, tokens, diagnostics
 
 
 class Translator:

@@ -77,7 +77,8 @@ def test_training_scalars_every_update(events):
 def test_validation_scalars_match_metrics_json(events, run):
     validations = metrics_of(run)["validations"]
     assert [v["update"] for v in validations] == [3, 6]
-    for name in ("loss", "ppl", "bleu", "chrf"):
+    # attn_*: the attention diagnostics (seq2seq/diagnostics.py) of every validation
+    for name in ("loss", "ppl", "bleu", "chrf", "attn_entropy", "attn_eos_share", "attn_uncovered"):
         logged = scalars(events, f"validation/{name}")
         assert logged == {v["update"]: pytest.approx(v[name], rel=1e-5) for v in validations}
 

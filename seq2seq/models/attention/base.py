@@ -51,6 +51,7 @@ class AttentionOutput:
     weights: Tensor  # (B, T, S), or (B, T, W) over `window`
     window: Tensor | None = None  # (B, T, W) source position of each local weight
     state: Tensor | None = None  # the attention's own state after these T steps (coverage)
+    center: Tensor | None = None  # (B, T) p_t, the window's centre (local variants)
 
     def dense_weights(self, source_length: int) -> Tensor:
         """(B, T, S) weights over every source position, zero outside a local window."""

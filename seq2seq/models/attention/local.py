@@ -60,7 +60,7 @@ class LocalAttention(Attention):
         same = memory.keys is memory.values
         values = keys if same else gather_window(memory.values, index)  # (B*T, W, K)
         context = torch.bmm(weights.view(batch * steps, 1, width), values).view(batch, steps, -1)
-        return AttentionOutput(context=context, weights=weights, window=index)
+        return AttentionOutput(context=context, weights=weights, window=index, center=center)
 
 
 class LuongLocalMAttention(LocalAttention):
