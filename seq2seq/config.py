@@ -17,7 +17,6 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq.data import check_data_config
 from seq2seq.training.runtime import PRECISIONS
 
 
@@ -90,6 +89,10 @@ def validate_config(cfg: DictConfig) -> None:
     ]
     if problems:
         raise ValueError("invalid config: " + "; ".join(problems))
+    # imported here: the data checks live beside the corpus reader, whose import (the Hugging
+    # Face datasets library) translate and evaluate, which share this module, need not pay
+    from seq2seq.data.prepare import check_data_config
+
     check_data_config(cfg.data)
     check_model_config(cfg.model)
 
