@@ -153,7 +153,7 @@ def test_a_requeued_job_continues_from_its_checkpoint_with_the_same_loss_curve(s
 
     log = (runs / f"slurm-{job}.out").read_text()
     assert job_field(slurm, job) == "COMPLETED", log
-    assert "requeued (restart 1): resuming from" in log
+    assert "requeued (restart 1): trainer.resume=auto continues" in log
     resumed_at = int(log.split("resumed from ")[1].split(" at update ")[1].split()[0])
     assert 0 < resumed_at < 200, log
     wait_for((runs / "reference" / "metrics.json").exists, 600, "the uninterrupted run")
