@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -20,14 +20,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seq2seq import cli
-from seq2seq.config import validate_config, validate_entry_config
-from seq2seq.pipeline import build_model, build_trainer, checkpoint_extras, count_parameters
-from seq2seq.reporting import command_line_overrides, variant_name, write_run_metrics
-from seq2seq.training import checkpoint as ckpt
-from seq2seq.training import distributed, runtime
 from seq2seq.training import run_dir as run_dirs
-from seq2seq.training.resume import continued_config
-from seq2seq.training.validation import SearchSettings, Validator
+
+if TYPE_CHECKING:
+    from seq2seq.training.distributed import World
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +31,13 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None) -> float:
     """Train in `run_dir`; `overrides` are the command line's (None: `cfg` is meant as a whole,
     also at resume)."""
+    # training's modules (torch and all) are imported when training starts, not with this
+    # module, so that `python -m seq2seq.train --help` answers at once
+    from seq2seq.config import validate_config, validate_entry_config
+    from seq2seq.training import checkpoint as ckpt
+    from seq2seq.training import distributed, runtime
+    from seq2seq.training.resume import continued_config
+
     new_run = cfg.trainer.resume is None
     if new_run:
         validate_config(cfg)
@@ -60,9 +63,13 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None
         return _train(cfg, run_dir, world, payload)
 
 
-def _train(
-    cfg: DictConfig, run_dir: Path, world: distributed.World, resume: dict[str, Any] | None
-) -> float:
+def _train(cfg: DictConfig, run_dir: Path, world: World, resume: dict[str, Any] | None) -> float:
+    from seq2seq.pipeline import build_model, build_trainer, checkpoint_extras, count_parameters
+    from seq2seq.reporting import command_line_overrides, variant_name, write_run_metrics
+    from seq2seq.training import checkpoint as ckpt
+    from seq2seq.training import distributed, runtime
+    from seq2seq.training.validation import SearchSettings, Validator
+
     runtime.seed_everything(cfg.seed)
     # the name comparisons show: chosen when the run started (a resume may name no variant)
     variant = (resume or {}).get("variant") or variant_name(cfg)
@@ -132,5 +139,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    sys.argv += distributed.hydra_overrides()  # ranks > 0 of a torchrun job write no run files
+    sys.argv += run_dirs.other_rank_overrides()  # ranks > 0 of a torchrun job write no run files
     main()

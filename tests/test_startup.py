@@ -1,5 +1,6 @@
 """Commands import what they need when they need it: translating a sentence must not pay for the
-Hugging Face `datasets` import (0.8 s here) that only reading corpora needs."""
+Hugging Face `datasets` import (0.8 s here) that only reading corpora needs, nor
+`python -m seq2seq.train --help` for torch (1.0 s here), which only training needs."""
 
 from __future__ import annotations
 
@@ -22,3 +23,13 @@ def test_lazy_data_exports_resolve():
     assert data.Tokenizer.__name__ == "Tokenizer" and callable(data.prepare_data)
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         data.nonexistent  # noqa: B018
+
+
+def test_train_help_imports_no_torch():
+    probe = "import sys, seq2seq.train; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    helped = subprocess.run(
+        [sys.executable, "-m", "seq2seq.train", "--help"], capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and "trainer" in helped.stdout

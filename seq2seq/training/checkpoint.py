@@ -17,9 +17,11 @@ from typing import Any
 
 import torch
 
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.pt"
-BEST = "best.pt"
+# the run directory's names, re-exported: callers know them as ckpt.LAST etc.
+from seq2seq.training.layout import BEST as BEST
+from seq2seq.training.layout import CHECKPOINT_DIR as CHECKPOINT_DIR
+from seq2seq.training.layout import LAST as LAST
+
 _NUMBERED = re.compile(r"update_(\d+)\.pt")
 
 

@@ -185,17 +185,3 @@ def prepare_shared_data(
             data_cfg, tokenizer_cfg, cache_dir, seed, tokenizer=Tokenizer.from_bytes(tokenizer)
         )
     return data
-
-
-def hydra_overrides() -> list[str]:
-    """Command-line overrides for processes other than rank 0 of a torchrun job: Hydra then
-    creates no run directory, config copies or log file for them (rank 0 writes the run's)."""
-    if int(os.environ.get("RANK", "0")) == 0:
-        return []
-    return [
-        "hydra.run.dir=.",
-        "hydra.sweep.dir=.",
-        "hydra.sweep.subdir=.",
-        "hydra.output_subdir=null",
-        "hydra/job_logging=stderr",
-    ]

@@ -25,7 +25,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from seq2seq.training import checkpoint as ckpt
+from seq2seq.training import layout
 
 AUTO = "auto"
 LOCK_FILE = ".lock"
@@ -45,7 +45,7 @@ def continued_run_dir(resume: str | None) -> Path | None:
     path = Path(str(resume)).expanduser()
     if path.is_dir():
         return path
-    if path.parent.name == ckpt.CHECKPOINT_DIR:
+    if path.parent.name == layout.CHECKPOINT_DIR:
         return path.parent.parent
     return None
 
@@ -85,7 +85,7 @@ FINISHED = "finished"
 def resume_source(resume: str | None, run_dir: Path) -> str | Path | None:
     """What `trainer.resume` asks of this run directory: a checkpoint (file or run directory)
     to continue from, None to start afresh, or FINISHED (auto, and the run is done)."""
-    last = run_dir / ckpt.CHECKPOINT_DIR / ckpt.LAST
+    last = run_dir / layout.CHECKPOINT_DIR / layout.LAST
     if str(resume) == AUTO:
         if (run_dir / METRICS_FILE).is_file():
             return FINISHED
@@ -155,3 +155,17 @@ def restart_command(*settings: str) -> str:
     keys = {s.split("=", 1)[0] for s in settings}
     kept = [o for o in _hydra_overrides() if o.split("=", 1)[0].lstrip("+~") not in keys]
     return shlex.join(["python", "-m", "seq2seq.train", *kept, *settings])
+
+
+def other_rank_overrides() -> list[str]:
+    """Command-line overrides for processes other than rank 0 of a torchrun job: Hydra then
+    creates no run directory, config copies or log file for them (rank 0 writes the run's)."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        return []
+    return [
+        "hydra.run.dir=.",
+        "hydra.sweep.dir=.",
+        "hydra.sweep.subdir=.",
+        "hydra.output_subdir=null",
+        "hydra/job_logging=stderr",
+    ]

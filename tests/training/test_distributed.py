@@ -24,7 +24,8 @@ from omegaconf import DictConfig
 
 from seq2seq.train import train
 from seq2seq.training import checkpoint as ckpt
-from seq2seq.training.distributed import World, _export_submitit_environment, hydra_overrides
+from seq2seq.training.distributed import World, _export_submitit_environment
+from seq2seq.training.run_dir import other_rank_overrides
 from seq2seq.training.trainer import Trainer
 
 from .conftest import REPO, TINY, compose_config
@@ -197,9 +198,9 @@ def test_each_rank_takes_a_disjoint_share_and_an_empty_share_has_weight_zero():
 
 def test_hydra_writes_nothing_for_ranks_above_zero(monkeypatch):
     monkeypatch.setenv("RANK", "0")
-    assert hydra_overrides() == []
+    assert other_rank_overrides() == []
     monkeypatch.setenv("RANK", "1")
-    hydra_cfg = _hydra_config(*hydra_overrides())
+    hydra_cfg = _hydra_config(*other_rank_overrides())
     assert hydra_cfg.run.dir == "." and hydra_cfg.output_subdir is None
     assert "file" not in hydra_cfg.job_logging.handlers
 
