@@ -252,7 +252,9 @@ class Trainer:
         applied = self._may_apply(loss, grad_norm)
         if applied:
             if self._pending_save is not None:  # its weights have just given a sane loss
+                writing = time.perf_counter()
                 self.save(ckpt.LAST, self._pending_save)
+                start += time.perf_counter() - writing  # writing is not the update's time
             self.scaler.step(self.optimizer)
         self._pending_save = None
         self.scaler.update()
