@@ -35,6 +35,16 @@ from seq2seq.data.batch import Batch
 from seq2seq.models.interface import DecoderState, Seq2SeqModel, StepOutput
 
 
+@dataclass
+class SearchSettings:
+    """How hypotheses are searched for: the keys of the `search` config group."""
+
+    beam_size: int
+    alpha: float  # GNMT length-normalisation exponent, 0 = raw log-probability
+    max_len_a: float  # max_len = floor(max_len_a · src_len + max_len_b)
+    max_len_b: int
+
+
 @dataclass(frozen=True)
 class Hypothesis:
     """One finished translation of one sentence."""
@@ -367,34 +377,31 @@ def search(
     model: Seq2SeqModel,
     src: Tensor,
     src_lengths: Tensor,
+    settings: SearchSettings,
     *,
     bos_id: int,
     eos_id: int,
-    beam_size: int,
-    alpha: float,
-    max_len_a: float,
-    max_len_b: int,
     n_best: int = 1,
     return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """Greedy search for beam_size 1 (which beam search would equal, only slower), else beam."""
-    kwargs = dict(bos_id=bos_id, eos_id=eos_id, alpha=alpha, max_len_a=max_len_a)
-    kwargs.update(max_len_b=max_len_b, return_attention=return_attention)
-    if beam_size == 1 and n_best == 1:
+    kwargs = dict(bos_id=bos_id, eos_id=eos_id, alpha=settings.alpha)
+    kwargs.update(max_len_a=settings.max_len_a, max_len_b=settings.max_len_b)
+    kwargs.update(return_attention=return_attention)
+    if settings.beam_size == 1 and n_best == 1:
         return greedy_search(model, src, src_lengths, **kwargs)
-    return beam_search(model, src, src_lengths, beam_size=beam_size, n_best=n_best, **kwargs)
+    return beam_search(
+        model, src, src_lengths, beam_size=settings.beam_size, n_best=n_best, **kwargs
+    )
 
 
 def translate_batches(
     model: Seq2SeqModel,
     batches: Sequence[Batch],
+    settings: SearchSettings,
     *,
     bos_id: int,
     eos_id: int,
-    beam_size: int,
-    alpha: float,
-    max_len_a: float,
-    max_len_b: int,
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> list[list[int]]:
@@ -414,15 +421,7 @@ def translate_batches(
             for batch in batches:
                 batch = batch.to(device)
                 nbest = search(
-                    model,
-                    batch.src,
-                    batch.src_lengths,
-                    bos_id=bos_id,
-                    eos_id=eos_id,
-                    beam_size=beam_size,
-                    alpha=alpha,
-                    max_len_a=max_len_a,
-                    max_len_b=max_len_b,
+                    model, batch.src, batch.src_lengths, settings, bos_id=bos_id, eos_id=eos_id
                 )
                 for index, hyps in zip(batch.indices.tolist(), nbest):
                     by_index[index] = hyps[0].tokens

@@ -11,9 +11,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq import checkpoint as ckpt
 from seq2seq.data import Tokenizer
 from seq2seq.models.interface import Seq2SeqModel
-from seq2seq.training import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from support import CONFIG_DIR, REPO, compose_config, compose_model, missing_dat
 
 from seq2seq import alignment
 from seq2seq.align import EncodedPair, Extraction, align, attention_matrices, check_direction
+from seq2seq.checkpoint import save_checkpoint
 from seq2seq.data.alignment import GoldPair
 from seq2seq.data.tokenizer import SubwordTrainer
 from seq2seq.pipeline import build_model, checkpoint_extras
 from seq2seq.references import eflomal_links
-from seq2seq.training.checkpoint import save_checkpoint
 
 GOLD = REPO.parent / "shared" / "datasets" / "alignment"
 ATTENTION_CONFIGS = sorted(p.stem for p in (CONFIG_DIR / "model" / "attention").glob("*.yaml"))

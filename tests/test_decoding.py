@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -342,12 +343,11 @@ def test_greedy_equals_beam_of_one_on_a_gru(gru_batch):
 @pytest.mark.parametrize("beam_size", [1, 4])
 def test_batched_equals_one_sentence_at_a_time_on_a_gru(gru_batch, beam_size):
     model, src, lengths = gru_batch
-    kwargs = dict(beam_size=beam_size, n_best=beam_size, **GRU_SEARCH)
-    batched = decoding.search(model, src, lengths, bos_id=BOS, eos_id=EOS, **kwargs)
+    settings = decoding.SearchSettings(beam_size, alpha=1.0, max_len_a=1.5, max_len_b=3)
+    kwargs = dict(bos_id=BOS, eos_id=EOS, n_best=beam_size, return_attention=True)
+    batched = decoding.search(model, src, lengths, settings, **kwargs)
     for b, n in enumerate(lengths.tolist()):
-        alone = decoding.search(
-            model, src[b : b + 1, :n], lengths[b : b + 1], bos_id=BOS, eos_id=EOS, **kwargs
-        )
+        alone = decoding.search(model, src[b : b + 1, :n], lengths[b : b + 1], settings, **kwargs)
         assert_same([batched[b]], alone)
 
 
@@ -413,15 +413,16 @@ def make_batch(src: Tensor, src_lengths: Tensor, indices: list[int]) -> Batch:
     )
 
 
-TRANSLATE_ARGS = dict(beam_size=1, alpha=0.0, max_len_a=0.0, max_len_b=10, progress=False)
+GREEDY = decoding.SearchSettings(beam_size=1, alpha=0.0, max_len_a=0.0, max_len_b=10)
+TRANSLATE_ARGS = dict(bos_id=BOS, eos_id=EOS, progress=False)
 
 
 @pytest.mark.parametrize("beam_size", [1, 2])
 def test_translate_batches_returns_corpus_order(beam_size):
     model = ScriptedModel({1: GREEDY_MISSES, 2: SHORT_OR_LONG, 3: ENDS_AT_ONCE}).train()
     batches = [make_batch(*sources([2, 3], [3, 1]), [2, 0]), make_batch(*sources([1], [2]), [1])]
-    search = TRANSLATE_ARGS | dict(beam_size=beam_size)
-    ids = decoding.translate_batches(model, batches, bos_id=BOS, eos_id=EOS, **search)
+    settings = replace(GREEDY, beam_size=beam_size)
+    ids = decoding.translate_batches(model, batches, settings, **TRANSLATE_ARGS)
     # sentence 1 follows GREEDY_MISSES, sentence 2 SHORT_OR_LONG (beam prefers "A" at alpha 0)
     expected = {1: [[A], [B, B, B]], 2: [[B], [A]]}[beam_size]
     assert ids == [[], expected[0], expected[1]]
@@ -432,7 +433,7 @@ def test_translate_batches_rejects_gaps_in_indices():
     model = ScriptedModel({1: ALWAYS_ENDS})
     batches = [make_batch(*sources([1, 1], [2, 2]), [0, 2])]
     with pytest.raises(ValueError, match="Batch.indices"):
-        decoding.translate_batches(model, batches, bos_id=BOS, eos_id=EOS, **TRANSLATE_ARGS)
+        decoding.translate_batches(model, batches, GREEDY, **TRANSLATE_ARGS)
 
 
 # ---------------------------------------------------------------------------------- config
@@ -447,5 +448,6 @@ def test_search_configs_drive_the_search(choice):
     assert cfg.beam_size == {"greedy": 1, "beam": 5}[choice]
     assert (cfg.alpha, cfg.max_len_b) == (0.6, 5)
     model = ScriptedModel({1: GREEDY_MISSES})
-    (nbest,) = decoding.search(model, *sources([1], [2]), bos_id=BOS, eos_id=EOS, **cfg)
+    settings = decoding.SearchSettings(**cfg)
+    (nbest,) = decoding.search(model, *sources([1], [2]), settings, bos_id=BOS, eos_id=EOS)
     assert nbest[0].tokens == {"greedy": [A], "beam": [B]}[choice]

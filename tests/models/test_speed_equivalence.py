@@ -122,9 +122,12 @@ def fields_of(state: TransformerState | RNNDecoderState) -> dict:
 def test_transformer_search_with_shared_source_rows_equals_copying_every_row(beam_size):
     model = build(*TINY_TRANSFORMER)
     src, lengths = source([7, 3, 5, 1])  # sentences end at different steps and leave the batch
-    kwargs = dict(beam_size=beam_size, n_best=beam_size, return_attention=True, **SEARCH)
-    fast = decoding.search(model, src, lengths, **kwargs)
-    reference = decoding.search(copying_every_row(model), src, lengths, **kwargs)
+    settings = decoding.SearchSettings(
+        beam_size, SEARCH["alpha"], SEARCH["max_len_a"], SEARCH["max_len_b"]
+    )
+    kwargs = dict(bos_id=BOS, eos_id=EOS, n_best=beam_size, return_attention=True)
+    fast = decoding.search(model, src, lengths, settings, **kwargs)
+    reference = decoding.search(copying_every_row(model), src, lengths, settings, **kwargs)
     assert_same_search(fast, reference)
 
 
@@ -135,9 +138,12 @@ def test_rnn_search_with_memory_kept_within_sentences_equals_copying_every_row(
 ):
     model = build(*TINY_RNN, f"model/attention={attention}")
     src, lengths = source([7, 3, 5, 1])
-    kwargs = dict(beam_size=beam_size, n_best=beam_size, return_attention=True, **SEARCH)
-    fast = decoding.search(model, src, lengths, **kwargs)
-    reference = decoding.search(copying_every_row(model), src, lengths, **kwargs)
+    settings = decoding.SearchSettings(
+        beam_size, SEARCH["alpha"], SEARCH["max_len_a"], SEARCH["max_len_b"]
+    )
+    kwargs = dict(bos_id=BOS, eos_id=EOS, n_best=beam_size, return_attention=True)
+    fast = decoding.search(model, src, lengths, settings, **kwargs)
+    reference = decoding.search(copying_every_row(model), src, lengths, settings, **kwargs)
     assert_same_search(fast, reference)
 
 

@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seq2seq.config import validate_config
-from seq2seq.decoding import search
+from seq2seq.decoding import SearchSettings, search
 from seq2seq.models.transformer import Transformer, TransformerState
 from seq2seq.train import train
 
@@ -379,12 +379,9 @@ def test_learns_to_reverse_held_out_sequences(reverser, beam_size):
         reverser,
         src,
         src_len,
+        SearchSettings(beam_size, alpha=1.0, max_len_a=1.5, max_len_b=5),
         bos_id=BOS,
         eos_id=EOS,
-        beam_size=beam_size,
-        alpha=1.0,
-        max_len_a=1.5,
-        max_len_b=5,
     )
     expected = [row[:n].tolist() for row, n in zip(tgt_out, src_len.tolist())]
     exact = sum(h[0].tokens == e for h, e in zip(hypotheses, expected)) / len(expected)
