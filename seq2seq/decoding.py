@@ -191,7 +191,7 @@ def greedy_search(
     finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
     prev = src.new_full((batch_size,), bos_id)
     for t in itertools.count():  # ends at max_len at the latest, where only EOS is allowed
-        out = model.step(prev, state)
+        out = model.step(prev, state, return_attention=return_attention)
         step_scores, prev = _step_log_probs(out, rows.max_len == t, eos_id).max(dim=1)
         rows.scores = rows.scores + step_scores
         rows.attention = _append_attention(rows.attention, out, return_attention)
@@ -359,7 +359,7 @@ def beam_search(
     prev = src.new_full((batch_size,), bos_id)
     limits = dict(beam_size=beam_size, eos_id=eos_id)  # what finalize and advance both apply
     for t in itertools.count():  # ends at max_len at the latest, where only EOS is allowed
-        out = model.step(prev, state)
+        out = model.step(prev, state, return_attention=return_attention)
         at_limit = beams.max_len == t  # (B',)
         rows_at_limit = at_limit.repeat_interleave(beams.scores.size(1))  # (N,)
         log_probs = _step_log_probs(out, rows_at_limit, eos_id)

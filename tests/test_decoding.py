@@ -89,7 +89,9 @@ class ScriptedModel(Seq2SeqModel):
         src, src_lengths = encoded
         return ScriptedState(src[:, 0], src.new_empty(src.size(0), 0), src_lengths, src.size(1))
 
-    def step(self, tokens: Tensor, state: ScriptedState) -> StepOutput:
+    def step(
+        self, tokens: Tensor, state: ScriptedState, return_attention: bool = False
+    ) -> StepOutput:
         self.step_rows.append(tokens.numel())
         prefix = torch.cat([state.prefix, tokens.unsqueeze(1)], dim=1)
         probs = torch.full((tokens.numel(), VOCAB), FLOOR)
@@ -98,7 +100,7 @@ class ScriptedModel(Seq2SeqModel):
                 probs[row, token] = p
         attention = nn.functional.one_hot(tokens % state.src_lengths, state.src_len).float()
         new_state = ScriptedState(state.keys, prefix, state.src_lengths, state.src_len)
-        return StepOutput(probs.log(), new_state, attention)
+        return StepOutput(probs.log(), new_state, attention if return_attention else None)
 
     def forward(self, src, src_lengths, tgt_in, return_attention=False) -> ModelOutput:
         state = self.init_state(self.encode(src, src_lengths))
@@ -299,7 +301,9 @@ class TinyGRU(Seq2SeqModel):
     def init_state(self, encoded: TinyGRUState) -> TinyGRUState:
         return encoded
 
-    def step(self, tokens: Tensor, state: TinyGRUState) -> StepOutput:
+    def step(
+        self, tokens: Tensor, state: TinyGRUState, return_attention: bool = False
+    ) -> StepOutput:
         hidden = self.decoder(self.tgt_embed(tokens), state.hidden)
         scores = torch.einsum("bsh,bh->bs", state.memory, hidden).masked_fill(~state.mask, -1e9)
         attention = scores.softmax(dim=1)
@@ -307,7 +311,9 @@ class TinyGRU(Seq2SeqModel):
         logits = self.output(torch.cat([hidden, context], dim=1))
         logits[:, EOS] += self.eos_slope * state.steps
         new_state = TinyGRUState(hidden, state.memory, state.mask, state.steps + 1)
-        return StepOutput(logits.log_softmax(dim=1), new_state, attention)
+        return StepOutput(
+            logits.log_softmax(dim=1), new_state, attention if return_attention else None
+        )
 
     def forward(self, src, src_lengths, tgt_in, return_attention=False) -> ModelOutput:
         state = self.init_state(self.encode(src, src_lengths))

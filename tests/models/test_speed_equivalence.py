@@ -31,7 +31,6 @@ TINY_TRANSFORMER = (
     "model.ff_size=64",
     "model.num_encoder_layers=2",
     "model.num_decoder_layers=2",
-    "model.step_attention=true",
 )
 TINY_RNN = ("model=rnn", "model.hidden_size=16", "model.embedding_size=16", "model.dropout=0.0")
 SEARCH = dict(bos_id=BOS, eos_id=EOS, alpha=1.0, max_len_a=1.5, max_len_b=3)

@@ -181,7 +181,7 @@ def test_attention_json_is_a_distribution_per_target_token(run):
     "model_overrides",
     [
         ("model=rnn", "model.embedding_size=16", "model.hidden_size=16"),
-        ("model=transformer", "model.d_model=16", "model.ff_size=32", "model.step_attention=true"),
+        ("model=transformer", "model.d_model=16", "model.ff_size=32"),
     ],
     ids=["rnn", "transformer"],
 )
