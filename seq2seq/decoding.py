@@ -164,18 +164,18 @@ def greedy_search(
     model: Seq2SeqModel,
     src: Tensor,
     src_lengths: Tensor,
+    settings: SearchSettings,
     *,
     bos_id: int,
     eos_id: int,
-    alpha: float,
-    max_len_a: float,
-    max_len_b: int,
     return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """The most probable token at every step; a 1-best list per sentence.
 
-    `alpha` only normalises the reported score; it cannot change a greedy choice.
+    `settings.beam_size` is not read; `alpha` only normalises the reported score, it cannot
+    change a greedy choice.
     """
+    alpha = settings.alpha
     _check_args(1, 1, alpha)
     if src.size(0) == 0:
         return []
@@ -183,7 +183,7 @@ def greedy_search(
     batch_size, src_lens = src.size(0), src_lengths.tolist()
     rows = _Rows(
         sentences=torch.arange(batch_size),
-        max_len=max_output_lengths(src_lengths, max_len_a, max_len_b),
+        max_len=max_output_lengths(src_lengths, settings.max_len_a, settings.max_len_b),
         scores=src.new_zeros(batch_size, dtype=torch.float),
         tokens=src.new_empty(batch_size, 0),
         attention=None,
@@ -338,23 +338,23 @@ def beam_search(
     model: Seq2SeqModel,
     src: Tensor,
     src_lengths: Tensor,
+    settings: SearchSettings,
     *,
     bos_id: int,
     eos_id: int,
-    beam_size: int,
-    alpha: float,
-    max_len_a: float,
-    max_len_b: int,
     n_best: int = 1,
     return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """Beam search; per sentence the `n_best` finished hypotheses, best normalised score first."""
+    beam_size, alpha = settings.beam_size, settings.alpha
     _check_args(beam_size, n_best, alpha)
     if src.size(0) == 0:
         return []
     state = _start(model, src, src_lengths)  # one row per sentence until the first step
     batch_size, src_lens = src.size(0), src_lengths.tolist()
-    beams = _initial_beams(src, max_output_lengths(src_lengths, max_len_a, max_len_b))
+    beams = _initial_beams(
+        src, max_output_lengths(src_lengths, settings.max_len_a, settings.max_len_b)
+    )
     finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
     prev = src.new_full((batch_size,), bos_id)
     limits = dict(beam_size=beam_size, eos_id=eos_id)  # what finalize and advance both apply
@@ -385,14 +385,10 @@ def search(
     return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """Greedy search for beam_size 1 (which beam search would equal, only slower), else beam."""
-    kwargs = dict(bos_id=bos_id, eos_id=eos_id, alpha=settings.alpha)
-    kwargs.update(max_len_a=settings.max_len_a, max_len_b=settings.max_len_b)
-    kwargs.update(return_attention=return_attention)
+    kwargs = dict(bos_id=bos_id, eos_id=eos_id, return_attention=return_attention)
     if settings.beam_size == 1 and n_best == 1:
-        return greedy_search(model, src, src_lengths, **kwargs)
-    return beam_search(
-        model, src, src_lengths, beam_size=settings.beam_size, n_best=n_best, **kwargs
-    )
+        return greedy_search(model, src, src_lengths, settings, **kwargs)
+    return beam_search(model, src, src_lengths, settings, n_best=n_best, **kwargs)
 
 
 def translate_batches(

@@ -121,14 +121,24 @@ def sources(keys: list[int], lengths: list[int]) -> tuple[Tensor, Tensor]:
     return src, torch.tensor(lengths)
 
 
+SETTINGS = decoding.SearchSettings(beam_size=2, alpha=0.0, max_len_a=0.0, max_len_b=10)
+
+
+def split(overrides: dict) -> tuple[decoding.SearchSettings, dict]:
+    """(SETTINGS with the overrides that name its fields, the other keyword arguments)."""
+    fields = {k: v for k, v in overrides.items() if hasattr(SETTINGS, k)}
+    rest = {k: v for k, v in overrides.items() if k not in fields}
+    return replace(SETTINGS, **fields), dict(bos_id=BOS, eos_id=EOS) | rest
+
+
 def beam(model, src, src_lengths, **overrides) -> list[list[decoding.Hypothesis]]:
-    kwargs = dict(bos_id=BOS, eos_id=EOS, beam_size=2, alpha=0.0, max_len_a=0.0, max_len_b=10)
-    return decoding.beam_search(model, src, src_lengths, **(kwargs | overrides))
+    settings, kwargs = split(overrides)
+    return decoding.beam_search(model, src, src_lengths, settings, **kwargs)
 
 
 def greedy(model, src, src_lengths, **overrides) -> list[list[decoding.Hypothesis]]:
-    kwargs = dict(bos_id=BOS, eos_id=EOS, alpha=0.0, max_len_a=0.0, max_len_b=10)
-    return decoding.greedy_search(model, src, src_lengths, **(kwargs | overrides))
+    settings, kwargs = split(overrides)
+    return decoding.greedy_search(model, src, src_lengths, settings, **kwargs)
 
 
 def assert_same(left: list[list[decoding.Hypothesis]], right: list[list[decoding.Hypothesis]]):
