@@ -24,7 +24,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq import alignment, plots
+from seq2seq import alignment, plots, runtime
+from seq2seq import checkpoint as ckpt
 from seq2seq.data.alignment import GoldPair, Link
 from seq2seq.data.batching import collate
 from seq2seq.diagnostics import AttentionDiagnostics
@@ -32,8 +33,6 @@ from seq2seq.evaluation import write_json
 from seq2seq.models.interface import Seq2SeqModel
 from seq2seq.pipeline import load_trained
 from seq2seq.references import eflomal_links
-from seq2seq.training import checkpoint as ckpt
-from seq2seq.training import runtime
 
 log = logging.getLogger(__name__)
 

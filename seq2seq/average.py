@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from seq2seq.training import checkpoint as ckpt
+from seq2seq import checkpoint as ckpt
 from seq2seq.training.trainer import HIGHER_IS_BETTER
 
 

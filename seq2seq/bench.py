@@ -39,14 +39,14 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from seq2seq import cli, evaluation
+from seq2seq import cli, evaluation, runtime
 from seq2seq.config import validate_config
 from seq2seq.data import prepare_data
+from seq2seq.decoding import SearchSettings
+from seq2seq.inference import Translator, ValidationResult, Validator
 from seq2seq.pipeline import build_model, build_trainer, count_parameters
-from seq2seq.training import runtime
 from seq2seq.training.run_logger import RunLogger
 from seq2seq.training.trainer import UpdateStats
-from seq2seq.training.validation import SearchSettings, Translator, ValidationResult, Validator
 
 log = logging.getLogger(__name__)
 

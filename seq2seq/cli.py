@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from seq2seq.training.interrupts import Interrupted, pass_on
+from seq2seq.interrupts import Interrupted, pass_on
 
 # ValueError covers the config checks, CheckpointError, RunDirError and ResumeConfigError;
 # FloatingPointError the trainer's DivergenceError

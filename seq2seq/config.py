@@ -17,7 +17,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq.training.runtime import PRECISIONS
+from seq2seq.runtime import PRECISIONS
 
 
 def _positive_int(v: Any) -> bool:

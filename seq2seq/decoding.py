@@ -35,6 +35,16 @@ from seq2seq.data.batch import Batch
 from seq2seq.models.interface import DecoderState, Seq2SeqModel, StepOutput
 
 
+@dataclass
+class SearchSettings:
+    """How hypotheses are searched for: the keys of the `search` config group."""
+
+    beam_size: int
+    alpha: float  # GNMT length-normalisation exponent, 0 = raw log-probability
+    max_len_a: float  # max_len = floor(max_len_a · src_len + max_len_b)
+    max_len_b: int
+
+
 @dataclass(frozen=True)
 class Hypothesis:
     """One finished translation of one sentence."""
@@ -154,18 +164,18 @@ def greedy_search(
     model: Seq2SeqModel,
     src: Tensor,
     src_lengths: Tensor,
+    settings: SearchSettings,
     *,
     bos_id: int,
     eos_id: int,
-    alpha: float,
-    max_len_a: float,
-    max_len_b: int,
     return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """The most probable token at every step; a 1-best list per sentence.
 
-    `alpha` only normalises the reported score; it cannot change a greedy choice.
+    `settings.beam_size` is not read; `alpha` only normalises the reported score, it cannot
+    change a greedy choice.
     """
+    alpha = settings.alpha
     _check_args(1, 1, alpha)
     if src.size(0) == 0:
         return []
@@ -173,7 +183,7 @@ def greedy_search(
     batch_size, src_lens = src.size(0), src_lengths.tolist()
     rows = _Rows(
         sentences=torch.arange(batch_size),
-        max_len=max_output_lengths(src_lengths, max_len_a, max_len_b),
+        max_len=max_output_lengths(src_lengths, settings.max_len_a, settings.max_len_b),
         scores=src.new_zeros(batch_size, dtype=torch.float),
         tokens=src.new_empty(batch_size, 0),
         attention=None,
@@ -181,7 +191,7 @@ def greedy_search(
     finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
     prev = src.new_full((batch_size,), bos_id)
     for t in itertools.count():  # ends at max_len at the latest, where only EOS is allowed
-        out = model.step(prev, state)
+        out = model.step(prev, state, return_attention=return_attention)
         step_scores, prev = _step_log_probs(out, rows.max_len == t, eos_id).max(dim=1)
         rows.scores = rows.scores + step_scores
         rows.attention = _append_attention(rows.attention, out, return_attention)
@@ -328,28 +338,28 @@ def beam_search(
     model: Seq2SeqModel,
     src: Tensor,
     src_lengths: Tensor,
+    settings: SearchSettings,
     *,
     bos_id: int,
     eos_id: int,
-    beam_size: int,
-    alpha: float,
-    max_len_a: float,
-    max_len_b: int,
     n_best: int = 1,
     return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """Beam search; per sentence the `n_best` finished hypotheses, best normalised score first."""
+    beam_size, alpha = settings.beam_size, settings.alpha
     _check_args(beam_size, n_best, alpha)
     if src.size(0) == 0:
         return []
     state = _start(model, src, src_lengths)  # one row per sentence until the first step
     batch_size, src_lens = src.size(0), src_lengths.tolist()
-    beams = _initial_beams(src, max_output_lengths(src_lengths, max_len_a, max_len_b))
+    beams = _initial_beams(
+        src, max_output_lengths(src_lengths, settings.max_len_a, settings.max_len_b)
+    )
     finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
     prev = src.new_full((batch_size,), bos_id)
     limits = dict(beam_size=beam_size, eos_id=eos_id)  # what finalize and advance both apply
     for t in itertools.count():  # ends at max_len at the latest, where only EOS is allowed
-        out = model.step(prev, state)
+        out = model.step(prev, state, return_attention=return_attention)
         at_limit = beams.max_len == t  # (B',)
         rows_at_limit = at_limit.repeat_interleave(beams.scores.size(1))  # (N,)
         log_probs = _step_log_probs(out, rows_at_limit, eos_id)
@@ -367,34 +377,27 @@ def search(
     model: Seq2SeqModel,
     src: Tensor,
     src_lengths: Tensor,
+    settings: SearchSettings,
     *,
     bos_id: int,
     eos_id: int,
-    beam_size: int,
-    alpha: float,
-    max_len_a: float,
-    max_len_b: int,
     n_best: int = 1,
     return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """Greedy search for beam_size 1 (which beam search would equal, only slower), else beam."""
-    kwargs = dict(bos_id=bos_id, eos_id=eos_id, alpha=alpha, max_len_a=max_len_a)
-    kwargs.update(max_len_b=max_len_b, return_attention=return_attention)
-    if beam_size == 1 and n_best == 1:
-        return greedy_search(model, src, src_lengths, **kwargs)
-    return beam_search(model, src, src_lengths, beam_size=beam_size, n_best=n_best, **kwargs)
+    kwargs = dict(bos_id=bos_id, eos_id=eos_id, return_attention=return_attention)
+    if settings.beam_size == 1 and n_best == 1:
+        return greedy_search(model, src, src_lengths, settings, **kwargs)
+    return beam_search(model, src, src_lengths, settings, n_best=n_best, **kwargs)
 
 
 def translate_batches(
     model: Seq2SeqModel,
     batches: Sequence[Batch],
+    settings: SearchSettings,
     *,
     bos_id: int,
     eos_id: int,
-    beam_size: int,
-    alpha: float,
-    max_len_a: float,
-    max_len_b: int,
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> list[list[int]]:
@@ -414,15 +417,7 @@ def translate_batches(
             for batch in batches:
                 batch = batch.to(device)
                 nbest = search(
-                    model,
-                    batch.src,
-                    batch.src_lengths,
-                    bos_id=bos_id,
-                    eos_id=eos_id,
-                    beam_size=beam_size,
-                    alpha=alpha,
-                    max_len_a=max_len_a,
-                    max_len_b=max_len_b,
+                    model, batch.src, batch.src_lengths, settings, bos_id=bos_id, eos_id=eos_id
                 )
                 for index, hyps in zip(batch.indices.tolist(), nbest):
                     by_index[index] = hyps[0].tokens

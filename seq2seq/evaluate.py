@@ -18,14 +18,14 @@ import hydra
 from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq import cli
+from seq2seq import checkpoint as ckpt
+from seq2seq import cli, runtime
 from seq2seq.config import validate_entry_config
 from seq2seq.data.test_sets import EvaluationSet, file_set_name, load_split, read_file_pair
+from seq2seq.decoding import SearchSettings
 from seq2seq.evaluation import write_json, write_lines
+from seq2seq.inference import Validator
 from seq2seq.pipeline import load_trained
-from seq2seq.training import checkpoint as ckpt
-from seq2seq.training import runtime
-from seq2seq.training.validation import SearchSettings, Validator
 
 log = logging.getLogger(__name__)
 

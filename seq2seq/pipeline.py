@@ -11,9 +11,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq import checkpoint as ckpt
 from seq2seq.data import Tokenizer
 from seq2seq.models.interface import Seq2SeqModel
-from seq2seq.training import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ def load_trained(
     payload = ckpt.load_checkpoint(checkpoint, prefer=ckpt.BEST)
     cfg = OmegaConf.create(payload["config"])
     tokenizer = Tokenizer.from_bytes(payload["tokenizer"])
+    # a Transformer trained before attention was asked for per step carries the old flag
+    cfg.model.pop("step_attention", None)
     model = build_model(cfg.model, tokenizer)
     model.load_state_dict(payload["model"])
     log.info("loaded %s (update %d)", payload["path"], payload["progress"]["update"])

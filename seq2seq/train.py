@@ -33,9 +33,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None
     also at resume)."""
     # training's modules (torch and all) are imported when training starts, not with this
     # module, so that `python -m seq2seq.train --help` answers at once
+    from seq2seq import checkpoint as ckpt
+    from seq2seq import runtime
     from seq2seq.config import validate_config, validate_entry_config
-    from seq2seq.training import checkpoint as ckpt
-    from seq2seq.training import distributed, runtime
+    from seq2seq.training import distributed
     from seq2seq.training.resume import continued_config
 
     new_run = cfg.trainer.resume is None
@@ -64,11 +65,13 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None
 
 
 def _train(cfg: DictConfig, run_dir: Path, world: World, resume: dict[str, Any] | None) -> float:
+    from seq2seq import checkpoint as ckpt
+    from seq2seq import runtime
+    from seq2seq.decoding import SearchSettings
+    from seq2seq.inference import Validator
     from seq2seq.pipeline import build_model, build_trainer, checkpoint_extras, count_parameters
     from seq2seq.reporting import command_line_overrides, variant_name, write_run_metrics
-    from seq2seq.training import checkpoint as ckpt
-    from seq2seq.training import distributed, runtime
-    from seq2seq.training.validation import SearchSettings, Validator
+    from seq2seq.training import distributed
 
     runtime.seed_everything(cfg.seed)
     # the name comparisons show: chosen when the run started (a resume may name no variant)

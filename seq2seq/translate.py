@@ -12,12 +12,12 @@ from itertools import islice
 import hydra
 from omegaconf import DictConfig
 
-from seq2seq import cli
+from seq2seq import cli, runtime
 from seq2seq.config import validate_entry_config
 from seq2seq.data import batch_sources
+from seq2seq.decoding import SearchSettings
+from seq2seq.inference import Translator
 from seq2seq.pipeline import load_trained
-from seq2seq.training import runtime
-from seq2seq.training.validation import SearchSettings, Translator
 
 
 def translate_lines(  # noqa: PLR0913

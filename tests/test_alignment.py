@@ -18,11 +18,11 @@ from support import CONFIG_DIR, REPO, compose_config, compose_model, missing_dat
 
 from seq2seq import alignment
 from seq2seq.align import EncodedPair, Extraction, align, attention_matrices, check_direction
+from seq2seq.checkpoint import save_checkpoint
 from seq2seq.data.alignment import GoldPair
 from seq2seq.data.tokenizer import SubwordTrainer
-from seq2seq.pipeline import build_model, checkpoint_extras
+from seq2seq.pipeline import build_model, checkpoint_extras, load_trained
 from seq2seq.references import eflomal_links
-from seq2seq.training.checkpoint import save_checkpoint
 
 GOLD = REPO.parent / "shared" / "datasets" / "alignment"
 ATTENTION_CONFIGS = sorted(p.stem for p in (CONFIG_DIR / "model" / "attention").glob("*.yaml"))
@@ -396,3 +396,21 @@ def test_align_scores_every_layer_of_a_model_with_heads(tmp_path, tokenizer):
     metrics = align_tiny_run(tmp_path, tokenizer, "model=transformer")  # 2 decoder layers
     assert sorted(metrics["layers"]) == ["0", "1"]
     assert all(0 <= aer <= 1 for aer in metrics["layers"].values())
+
+
+def test_a_transformer_saved_with_the_old_step_attention_flag_still_loads(tmp_path, tokenizer):
+    """Checkpoints written while the Transformer took `step_attention` (attention is now asked
+    for per step) carry that key in their config; loading drops it."""
+    torch.manual_seed(0)
+    model_cfg = {**tiny("model=transformer"), "step_attention": False}
+    model = build_model(tiny("model=transformer"), tokenizer)
+    train_cfg = OmegaConf.create({"model": model_cfg, "data": {"src_lang": "de"}})
+    payload = {
+        "model": model.state_dict(),
+        "progress": {"update": 0},
+        **checkpoint_extras(train_cfg, tokenizer),
+    }
+    save_checkpoint(payload, tmp_path / "best.pt")
+    loaded, _, cfg = load_trained(tmp_path / "best.pt", torch.device("cpu"))
+    assert "step_attention" not in cfg.model
+    assert all(torch.equal(a, b) for a, b in zip(loaded.parameters(), model.parameters()))

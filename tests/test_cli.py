@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from support import REPO
 
-from seq2seq import cli
-from seq2seq.training import interrupts
+from seq2seq import cli, interrupts
 
 TOY = (
     "data=toy_reverse",

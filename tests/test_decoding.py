@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,9 @@ class ScriptedModel(Seq2SeqModel):
         src, src_lengths = encoded
         return ScriptedState(src[:, 0], src.new_empty(src.size(0), 0), src_lengths, src.size(1))
 
-    def step(self, tokens: Tensor, state: ScriptedState) -> StepOutput:
+    def step(
+        self, tokens: Tensor, state: ScriptedState, return_attention: bool = False
+    ) -> StepOutput:
         self.step_rows.append(tokens.numel())
         prefix = torch.cat([state.prefix, tokens.unsqueeze(1)], dim=1)
         probs = torch.full((tokens.numel(), VOCAB), FLOOR)
@@ -97,7 +100,7 @@ class ScriptedModel(Seq2SeqModel):
                 probs[row, token] = p
         attention = nn.functional.one_hot(tokens % state.src_lengths, state.src_len).float()
         new_state = ScriptedState(state.keys, prefix, state.src_lengths, state.src_len)
-        return StepOutput(probs.log(), new_state, attention)
+        return StepOutput(probs.log(), new_state, attention if return_attention else None)
 
     def forward(self, src, src_lengths, tgt_in, return_attention=False) -> ModelOutput:
         state = self.init_state(self.encode(src, src_lengths))
@@ -118,14 +121,24 @@ def sources(keys: list[int], lengths: list[int]) -> tuple[Tensor, Tensor]:
     return src, torch.tensor(lengths)
 
 
+SETTINGS = decoding.SearchSettings(beam_size=2, alpha=0.0, max_len_a=0.0, max_len_b=10)
+
+
+def split(overrides: dict) -> tuple[decoding.SearchSettings, dict]:
+    """(SETTINGS with the overrides that name its fields, the other keyword arguments)."""
+    fields = {k: v for k, v in overrides.items() if hasattr(SETTINGS, k)}
+    rest = {k: v for k, v in overrides.items() if k not in fields}
+    return replace(SETTINGS, **fields), dict(bos_id=BOS, eos_id=EOS) | rest
+
+
 def beam(model, src, src_lengths, **overrides) -> list[list[decoding.Hypothesis]]:
-    kwargs = dict(bos_id=BOS, eos_id=EOS, beam_size=2, alpha=0.0, max_len_a=0.0, max_len_b=10)
-    return decoding.beam_search(model, src, src_lengths, **(kwargs | overrides))
+    settings, kwargs = split(overrides)
+    return decoding.beam_search(model, src, src_lengths, settings, **kwargs)
 
 
 def greedy(model, src, src_lengths, **overrides) -> list[list[decoding.Hypothesis]]:
-    kwargs = dict(bos_id=BOS, eos_id=EOS, alpha=0.0, max_len_a=0.0, max_len_b=10)
-    return decoding.greedy_search(model, src, src_lengths, **(kwargs | overrides))
+    settings, kwargs = split(overrides)
+    return decoding.greedy_search(model, src, src_lengths, settings, **kwargs)
 
 
 def assert_same(left: list[list[decoding.Hypothesis]], right: list[list[decoding.Hypothesis]]):
@@ -298,7 +311,9 @@ class TinyGRU(Seq2SeqModel):
     def init_state(self, encoded: TinyGRUState) -> TinyGRUState:
         return encoded
 
-    def step(self, tokens: Tensor, state: TinyGRUState) -> StepOutput:
+    def step(
+        self, tokens: Tensor, state: TinyGRUState, return_attention: bool = False
+    ) -> StepOutput:
         hidden = self.decoder(self.tgt_embed(tokens), state.hidden)
         scores = torch.einsum("bsh,bh->bs", state.memory, hidden).masked_fill(~state.mask, -1e9)
         attention = scores.softmax(dim=1)
@@ -306,7 +321,9 @@ class TinyGRU(Seq2SeqModel):
         logits = self.output(torch.cat([hidden, context], dim=1))
         logits[:, EOS] += self.eos_slope * state.steps
         new_state = TinyGRUState(hidden, state.memory, state.mask, state.steps + 1)
-        return StepOutput(logits.log_softmax(dim=1), new_state, attention)
+        return StepOutput(
+            logits.log_softmax(dim=1), new_state, attention if return_attention else None
+        )
 
     def forward(self, src, src_lengths, tgt_in, return_attention=False) -> ModelOutput:
         state = self.init_state(self.encode(src, src_lengths))
@@ -342,12 +359,11 @@ def test_greedy_equals_beam_of_one_on_a_gru(gru_batch):
 @pytest.mark.parametrize("beam_size", [1, 4])
 def test_batched_equals_one_sentence_at_a_time_on_a_gru(gru_batch, beam_size):
     model, src, lengths = gru_batch
-    kwargs = dict(beam_size=beam_size, n_best=beam_size, **GRU_SEARCH)
-    batched = decoding.search(model, src, lengths, bos_id=BOS, eos_id=EOS, **kwargs)
+    settings = decoding.SearchSettings(beam_size, alpha=1.0, max_len_a=1.5, max_len_b=3)
+    kwargs = dict(bos_id=BOS, eos_id=EOS, n_best=beam_size, return_attention=True)
+    batched = decoding.search(model, src, lengths, settings, **kwargs)
     for b, n in enumerate(lengths.tolist()):
-        alone = decoding.search(
-            model, src[b : b + 1, :n], lengths[b : b + 1], bos_id=BOS, eos_id=EOS, **kwargs
-        )
+        alone = decoding.search(model, src[b : b + 1, :n], lengths[b : b + 1], settings, **kwargs)
         assert_same([batched[b]], alone)
 
 
@@ -413,15 +429,16 @@ def make_batch(src: Tensor, src_lengths: Tensor, indices: list[int]) -> Batch:
     )
 
 
-TRANSLATE_ARGS = dict(beam_size=1, alpha=0.0, max_len_a=0.0, max_len_b=10, progress=False)
+GREEDY = decoding.SearchSettings(beam_size=1, alpha=0.0, max_len_a=0.0, max_len_b=10)
+TRANSLATE_ARGS = dict(bos_id=BOS, eos_id=EOS, progress=False)
 
 
 @pytest.mark.parametrize("beam_size", [1, 2])
 def test_translate_batches_returns_corpus_order(beam_size):
     model = ScriptedModel({1: GREEDY_MISSES, 2: SHORT_OR_LONG, 3: ENDS_AT_ONCE}).train()
     batches = [make_batch(*sources([2, 3], [3, 1]), [2, 0]), make_batch(*sources([1], [2]), [1])]
-    search = TRANSLATE_ARGS | dict(beam_size=beam_size)
-    ids = decoding.translate_batches(model, batches, bos_id=BOS, eos_id=EOS, **search)
+    settings = replace(GREEDY, beam_size=beam_size)
+    ids = decoding.translate_batches(model, batches, settings, **TRANSLATE_ARGS)
     # sentence 1 follows GREEDY_MISSES, sentence 2 SHORT_OR_LONG (beam prefers "A" at alpha 0)
     expected = {1: [[A], [B, B, B]], 2: [[B], [A]]}[beam_size]
     assert ids == [[], expected[0], expected[1]]
@@ -432,7 +449,7 @@ def test_translate_batches_rejects_gaps_in_indices():
     model = ScriptedModel({1: ALWAYS_ENDS})
     batches = [make_batch(*sources([1, 1], [2, 2]), [0, 2])]
     with pytest.raises(ValueError, match="Batch.indices"):
-        decoding.translate_batches(model, batches, bos_id=BOS, eos_id=EOS, **TRANSLATE_ARGS)
+        decoding.translate_batches(model, batches, GREEDY, **TRANSLATE_ARGS)
 
 
 # ---------------------------------------------------------------------------------- config
@@ -447,5 +464,6 @@ def test_search_configs_drive_the_search(choice):
     assert cfg.beam_size == {"greedy": 1, "beam": 5}[choice]
     assert (cfg.alpha, cfg.max_len_b) == (0.6, 5)
     model = ScriptedModel({1: GREEDY_MISSES})
-    (nbest,) = decoding.search(model, *sources([1], [2]), bos_id=BOS, eos_id=EOS, **cfg)
+    settings = decoding.SearchSettings(**cfg)
+    (nbest,) = decoding.search(model, *sources([1], [2]), settings, bos_id=BOS, eos_id=EOS)
     assert nbest[0].tokens == {"greedy": [A], "beam": [B]}[choice]

@@ -1,6 +1,7 @@
 """Commands import what they need when they need it: translating a sentence must not pay for the
 Hugging Face `datasets` import (0.8 s here) that only reading corpora needs, nor
-`python -m seq2seq.train --help` for torch (1.0 s here), which only training needs."""
+`python -m seq2seq.train --help` for torch (1.0 s here), which only training needs. Inference
+(search, translate, evaluate, align) is a layer of its own that imports nothing of training."""
 
 from __future__ import annotations
 
@@ -33,3 +34,22 @@ def test_train_help_imports_no_torch():
         [sys.executable, "-m", "seq2seq.train", "--help"], capture_output=True, text=True
     )
     assert helped.returncode == 0 and "trainer" in helped.stdout
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "seq2seq.decoding",
+        "seq2seq.inference",
+        "seq2seq.translate",
+        "seq2seq.evaluate",
+        "seq2seq.align",
+    ],
+)
+def test_inference_imports_no_training_module(module):
+    probe = (
+        f"import sys, {module}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[:2] == ['seq2seq', 'training']))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -29,7 +29,7 @@ class DecoderState(abc.ABC):
 class StepOutput:
     log_probs: Tensor  # (B, V) log-probabilities of the next token
     state: DecoderState
-    attention: Tensor | None = None  # (B, S) attention over source positions, if the model has one
+    attention: Tensor | None = None  # (B, S) attention over the source, only when asked for
 
 
 @dataclass
@@ -58,8 +58,11 @@ class Seq2SeqModel(nn.Module, abc.ABC):
         """The decoder state before the first target token (the caller then feeds BOS)."""
 
     @abc.abstractmethod
-    def step(self, tokens: Tensor, state: DecoderState) -> StepOutput:
-        """Consume the previous target token of each hypothesis (B,) and score the next one."""
+    def step(
+        self, tokens: Tensor, state: DecoderState, return_attention: bool = False
+    ) -> StepOutput:
+        """Consume the previous target token of each hypothesis (B,) and score the next one;
+        with `return_attention`, also give this step's attention over the source (B, S)."""
 
     @abc.abstractmethod
     def forward(

@@ -175,11 +175,15 @@ class RNNSeq2Seq(Seq2SeqModel):
             attention=self.decoder.attention.initial_state(encoded.memory),
         )
 
-    def step(self, tokens: Tensor, state: RNNDecoderState) -> StepOutput:
+    def step(
+        self, tokens: Tensor, state: RNNDecoderState, return_attention: bool = False
+    ) -> StepOutput:
         embedded = self.embedding_dropout(self.tgt_embed(tokens.unsqueeze(1)))  # (B, 1, E)
         features, state, attended = self.decoder.step(embedded, state)
         # float32 whatever the autocast: search sums these over many steps
         log_probs = self.output_layer(features.squeeze(1)).float().log_softmax(dim=-1)  # (B, V)
+        if not return_attention:
+            return StepOutput(log_probs=log_probs, state=state)
         weights = attended.dense_weights(state.memory.mask.size(1)).squeeze(1)  # (B, S)
         return StepOutput(log_probs=log_probs, state=state, attention=weights)
 

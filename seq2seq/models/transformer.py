@@ -414,9 +414,9 @@ class Transformer(Seq2SeqModel):
     a training step, and the paper's models do without it.
 
     Cross-attention weights of decoder layer `attention_layer` (negative counts from the top),
-    averaged over heads, come back from `forward(..., return_attention=True)` and, while the
-    attribute `step_attention` is True, from every `step`; `cross_attention_heads` gives them per
-    head. They cost an explicit softmax, hence off by default.
+    averaged over heads, come back from `forward(..., return_attention=True)` and
+    `step(..., return_attention=True)`; `cross_attention_heads` gives them per head. They cost
+    an explicit softmax, hence only when asked for.
     """
 
     def __init__(
@@ -438,7 +438,6 @@ class Transformer(Seq2SeqModel):
         share_embeddings: bool = False,
         tie_output: bool = True,
         attention_layer: int = -1,
-        step_attention: bool = False,
     ) -> None:
         super().__init__()
         _check_hyper_parameters(
@@ -447,7 +446,6 @@ class Transformer(Seq2SeqModel):
         self.pad_id = pad_id
         self.num_heads = num_heads
         self.attention_layer = attention_layer
-        self.step_attention = step_attention
 
         def embedding(vocab_size: int) -> TransformerEmbedding:
             return TransformerEmbedding(
@@ -483,14 +481,16 @@ class Transformer(Seq2SeqModel):
         empty = cross_kv[0].new_empty(2, batch, heads, 0, d_k)  # no target token seen yet
         return TransformerState((empty,) * len(cross_kv), cross_kv, encoded.src_mask, 0)
 
-    def step(self, tokens: Tensor, state: TransformerState) -> StepOutput:
+    def step(
+        self, tokens: Tensor, state: TransformerState, return_attention: bool = False
+    ) -> StepOutput:
         if tokens.shape != (state.num_hypotheses,):
             raise ValueError(
                 f"Transformer.step expects one token per hypothesis, shape "
                 f"({state.num_hypotheses},), got {tuple(tokens.shape)}"
             )
         x = self.tgt_embed(tokens.unsqueeze(1), start=state.position)  # (B, 1, D)
-        weights_layer = self._layer_index(self.attention_layer) if self.step_attention else None
+        weights_layer = self._layer_index(self.attention_layer) if return_attention else None
         hidden, self_kv, weights = self.decoder(
             x, state.self_kv, state.cross_kv, state.src_mask, weights_layer, state.group
         )

@@ -6,19 +6,18 @@ the best model (`attention.json`), so runs and variants are compared on identica
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from seq2seq import decoding
+from seq2seq import decoding, runtime
 from seq2seq.data import PreparedData
 from seq2seq.data.batch import Batch
 from seq2seq.data.batching import collate
+from seq2seq.inference import Translator
 from seq2seq.models.interface import Seq2SeqModel
-from seq2seq.training import runtime
-from seq2seq.training.validation import Translator
 
 SPLIT = "validation"
 
@@ -93,12 +92,9 @@ class AttentionExamples:
                 model,
                 batch.src,
                 batch.src_lengths,
+                replace(search, beam_size=1),
                 bos_id=tokenizer.bos_id,
                 eos_id=tokenizer.eos_id,
-                beam_size=1,
-                alpha=search.alpha,
-                max_len_a=search.max_len_a,
-                max_len_b=search.max_len_b,
             )
         return [hyps[0].tokens for hyps in nbest]
 

@@ -25,7 +25,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from seq2seq.training import layout
+from seq2seq import layout
 
 AUTO = "auto"
 LOCK_FILE = ".lock"

@@ -38,9 +38,9 @@ from torch.utils.tensorboard.summary import hparams
 from seq2seq import plots
 from seq2seq.data import PreparedData
 from seq2seq.evaluation import write_json
+from seq2seq.inference import Translator
 from seq2seq.models.interface import Seq2SeqModel
 from seq2seq.training.examples import AttentionExamples, Example
-from seq2seq.training.validation import Translator
 
 TENSORBOARD_DIR = "tensorboard"
 ATTENTION_FILE = "attention.json"

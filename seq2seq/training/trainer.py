@@ -16,15 +16,16 @@ import torch.nn.functional as F
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from tqdm.auto import tqdm
 
+from seq2seq import checkpoint as ckpt
+from seq2seq import runtime
 from seq2seq.data.batch import Batch
+from seq2seq.inference import ValidationResult, Validator
+from seq2seq.interrupts import Interrupted, StopRequests
 from seq2seq.models.interface import Seq2SeqModel
-from seq2seq.training import checkpoint as ckpt
-from seq2seq.training import runtime, schedules
+from seq2seq.training import schedules
 from seq2seq.training.distributed import MicroStep, World, gradient_sync
-from seq2seq.training.interrupts import Interrupted, StopRequests
 from seq2seq.training.run_dir import restart_command, resume_command
 from seq2seq.training.run_logger import RunLogger
-from seq2seq.training.validation import ValidationResult, Validator
 
 log = logging.getLogger(__name__)
 

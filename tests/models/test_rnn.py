@@ -79,7 +79,7 @@ def run_steps(model: RNNSeq2Seq, state, tokens: torch.Tensor):
     """Feed tokens (B, T) one step at a time: log-probs (B, T, V), attention (B, T, S), state."""
     log_probs, attention = [], []
     for t in range(tokens.size(1)):
-        out = model.step(tokens[:, t], state)
+        out = model.step(tokens[:, t], state, return_attention=True)
         log_probs.append(out.log_probs)
         attention.append(out.attention)
         state = out.state

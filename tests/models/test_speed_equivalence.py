@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 import support
@@ -31,10 +31,9 @@ TINY_TRANSFORMER = (
     "model.ff_size=64",
     "model.num_encoder_layers=2",
     "model.num_decoder_layers=2",
-    "model.step_attention=true",
 )
 TINY_RNN = ("model=rnn", "model.hidden_size=16", "model.embedding_size=16", "model.dropout=0.0")
-SEARCH = dict(bos_id=BOS, eos_id=EOS, alpha=1.0, max_len_a=1.5, max_len_b=3)
+SEARCH = decoding.SearchSettings(beam_size=1, alpha=1.0, max_len_a=1.5, max_len_b=3)
 
 
 def build(*overrides: str, seed: int = 0) -> torch.nn.Module:
@@ -122,9 +121,10 @@ def fields_of(state: TransformerState | RNNDecoderState) -> dict:
 def test_transformer_search_with_shared_source_rows_equals_copying_every_row(beam_size):
     model = build(*TINY_TRANSFORMER)
     src, lengths = source([7, 3, 5, 1])  # sentences end at different steps and leave the batch
-    kwargs = dict(beam_size=beam_size, n_best=beam_size, return_attention=True, **SEARCH)
-    fast = decoding.search(model, src, lengths, **kwargs)
-    reference = decoding.search(copying_every_row(model), src, lengths, **kwargs)
+    settings = replace(SEARCH, beam_size=beam_size)
+    kwargs = dict(bos_id=BOS, eos_id=EOS, n_best=beam_size, return_attention=True)
+    fast = decoding.search(model, src, lengths, settings, **kwargs)
+    reference = decoding.search(copying_every_row(model), src, lengths, settings, **kwargs)
     assert_same_search(fast, reference)
 
 
@@ -135,9 +135,10 @@ def test_rnn_search_with_memory_kept_within_sentences_equals_copying_every_row(
 ):
     model = build(*TINY_RNN, f"model/attention={attention}")
     src, lengths = source([7, 3, 5, 1])
-    kwargs = dict(beam_size=beam_size, n_best=beam_size, return_attention=True, **SEARCH)
-    fast = decoding.search(model, src, lengths, **kwargs)
-    reference = decoding.search(copying_every_row(model), src, lengths, **kwargs)
+    settings = replace(SEARCH, beam_size=beam_size)
+    kwargs = dict(bos_id=BOS, eos_id=EOS, n_best=beam_size, return_attention=True)
+    fast = decoding.search(model, src, lengths, settings, **kwargs)
+    reference = decoding.search(copying_every_row(model), src, lengths, settings, **kwargs)
     assert_same_search(fast, reference)
 
 
@@ -206,7 +207,7 @@ def plain_beam_search(model, src, length: int, beam_size: int) -> list[tuple[lis
     """The search of seq2seq/decoding.py written the plain way for one sentence: K copies of the
     start state scored from the first step on (the first one with log-probability 0, the others
     -inf), every candidate ranked in Python. Returns (tokens, normalised score), best first."""
-    max_len = math.floor(SEARCH["max_len_a"] * length + SEARCH["max_len_b"])
+    max_len = math.floor(SEARCH.max_len_a * length + SEARCH.max_len_b)
     state = model.init_state(model.encode(src[None, :length], torch.tensor([length])))
     state = state.reorder(torch.zeros(beam_size, dtype=torch.long))
     beams = [([], 0.0)] + [([], -math.inf)] * (beam_size - 1)
@@ -230,7 +231,7 @@ def plain_beam_search(model, src, length: int, beam_size: int) -> list[tuple[lis
         for score, k, v in candidates[:beam_size]:
             if v == EOS and math.isfinite(score):
                 tokens = beams[k][0]
-                finished.append((tokens, score / ((5 + len(tokens) + 1) / 6) ** SEARCH["alpha"]))
+                finished.append((tokens, score / ((5 + len(tokens) + 1) / 6) ** SEARCH.alpha))
         alive = [c for c in candidates if c[2] != EOS][:beam_size]
         if len(finished) >= beam_size or t == max_len or not math.isfinite(alive[0][0]):
             break
@@ -248,7 +249,10 @@ def test_beam_search_equals_the_plain_search(model_overrides):
     model = build(*model_overrides)
     src, lengths = source([7, 3, 5, 1, 6])
     with torch.no_grad():
-        batched = decoding.beam_search(model, src, lengths, beam_size=3, n_best=3, **SEARCH)
+        settings = replace(SEARCH, beam_size=3)
+        batched = decoding.beam_search(
+            model, src, lengths, settings, bos_id=BOS, eos_id=EOS, n_best=3
+        )
         for i, length in enumerate(lengths.tolist()):
             plain = plain_beam_search(model, src[i], length, beam_size=3)
             assert [h.tokens for h in batched[i]] == [tokens for tokens, _ in plain]

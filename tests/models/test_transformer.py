@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seq2seq.config import validate_config
-from seq2seq.decoding import search
+from seq2seq.decoding import SearchSettings, search
 from seq2seq.models.transformer import Transformer, TransformerState
 from seq2seq.train import train
 
@@ -78,16 +78,19 @@ def reverse_task(n: int, generator: torch.Generator, symbols: int = 10):
     return src, lengths, tgt_in, tgt_out
 
 
-def run_steps(model: Transformer, state: TransformerState, tokens: torch.Tensor):
-    """Feed tokens (B, T) one step at a time -> (log-probs (B, T, V), attention, final state)."""
-    log_probs, attention = [], []
+def run_steps(
+    model: Transformer, state: TransformerState, tokens: torch.Tensor, attention: bool = False
+):
+    """Feed tokens (B, T) one step at a time -> (log-probs (B, T, V), attention (B, T, S) if
+    asked for, final state)."""
+    log_probs, weights = [], []
     for t in range(tokens.size(1)):
-        out = model.step(tokens[:, t], state)
+        out = model.step(tokens[:, t], state, return_attention=attention)
         state = out.state
         log_probs.append(out.log_probs)
-        attention.append(out.attention)
-    attention = None if attention[0] is None else torch.stack(attention, 1)
-    return torch.stack(log_probs, 1), attention, state
+        weights.append(out.attention)
+    weights = None if weights[0] is None else torch.stack(weights, 1)
+    return torch.stack(log_probs, 1), weights, state
 
 
 def test_configs_compose_small_default_and_base_inherits_it():
@@ -200,12 +203,12 @@ def test_padded_batch_equals_each_sentence_alone(variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_incremental_decoding_matches_forward(variant):
-    model = build((*VARIANTS[variant], "model.step_attention=true")).eval()
+    model = build(VARIANTS[variant]).eval()
     src, src_len, tgt_in = batch([6, 3, 5], [7, 7, 7])
     with torch.no_grad():
         full = model(src, src_len, tgt_in, return_attention=True)
         log_probs, attention, state = run_steps(
-            model, model.init_state(model.encode(src, src_len)), tgt_in
+            model, model.init_state(model.encode(src, src_len)), tgt_in, attention=True
         )
     torch.testing.assert_close(log_probs, full.logits.log_softmax(-1), atol=1e-5, rtol=0)
     torch.testing.assert_close(attention, full.attention, atol=1e-5, rtol=0)
@@ -237,15 +240,32 @@ def test_source_keys_and_values_are_projected_once_per_sentence():
     assert len(calls) == len(model.decoder.layers)
 
 
-def test_step_attention_is_off_unless_asked():
+def test_step_attention_is_asked_for_per_call():
     model = build().eval()
     src, src_len, tgt_in = batch([4, 2], [3, 3])
     with torch.no_grad():
         state = model.init_state(model.encode(src, src_len))
         assert model.step(tgt_in[:, 0], state).attention is None
         assert model(src, src_len, tgt_in).attention is None
-        model.step_attention = True  # what a search that wants alignments sets
-        assert model.step(tgt_in[:, 0], state).attention.shape == (2, 4)
+        assert model.step(tgt_in[:, 0], state, return_attention=True).attention.shape == (2, 4)
+
+
+def test_a_search_asking_for_attention_gets_it_from_the_transformer():
+    """The search passes `return_attention` to every step: no flag on the model is needed, and
+    each hypothesis' attention rows equal the teacher-forced pass over its own tokens."""
+    model = build().eval()
+    src, src_len, _ = batch([5, 3], [4, 4])
+    settings = SearchSettings(beam_size=2, alpha=1.0, max_len_a=1.0, max_len_b=2)
+    hypotheses = search(
+        model, src, src_len, settings, bos_id=BOS, eos_id=EOS, return_attention=True
+    )
+    for i, (best, *_) in enumerate(hypotheses):
+        n = int(src_len[i])
+        tgt_in = torch.tensor([[BOS, *best.tokens]])
+        with torch.no_grad():
+            forced = model(src[i : i + 1, :n], src_len[i : i + 1], tgt_in, return_attention=True)
+        assert best.attention.shape == (len(best.tokens) + 1, n)
+        torch.testing.assert_close(best.attention, forced.attention[0], atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("layer", [0, -1])
@@ -298,12 +318,12 @@ def test_overfits_a_tiny_batch(variant):
 
 
 def test_bf16_autocast_forward_and_step_agree_in_dtype():
-    model = build(("model.step_attention=true",)).eval()
+    model = build().eval()
     src, src_len, tgt_in = batch([5, 3], [4, 4])
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         full = model(src, src_len, tgt_in, return_attention=True)
         log_probs, attention, _ = run_steps(
-            model, model.init_state(model.encode(src, src_len)), tgt_in
+            model, model.init_state(model.encode(src, src_len)), tgt_in, attention=True
         )
     assert full.logits.isfinite().all() and log_probs.isfinite().all()
     assert log_probs.dtype == torch.float32
@@ -379,12 +399,9 @@ def test_learns_to_reverse_held_out_sequences(reverser, beam_size):
         reverser,
         src,
         src_len,
+        SearchSettings(beam_size, alpha=1.0, max_len_a=1.5, max_len_b=5),
         bos_id=BOS,
         eos_id=EOS,
-        beam_size=beam_size,
-        alpha=1.0,
-        max_len_a=1.5,
-        max_len_b=5,
     )
     expected = [row[:n].tolist() for row, n in zip(tgt_out, src_len.tolist())]
     exact = sum(h[0].tokens == e for h, e in zip(hypotheses, expected)) / len(expected)

@@ -21,13 +21,13 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 
+from seq2seq import checkpoint as ckpt
 from seq2seq.data.batch import Batch
+from seq2seq.inference import ValidationResult, Validator
 from seq2seq.models.interface import ModelOutput
 from seq2seq.train import train
-from seq2seq.training import checkpoint as ckpt
 from seq2seq.training import trainer as trainer_module
 from seq2seq.training.trainer import Trainer
-from seq2seq.training.validation import ValidationResult, Validator
 
 VOCAB, PAD = 12, 0
 

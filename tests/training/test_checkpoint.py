@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from seq2seq import checkpoint as ckpt
 from seq2seq import evaluation
-from seq2seq.training import checkpoint as ckpt
 
 from .conftest import REPO
 
@@ -101,7 +101,7 @@ def test_a_failing_rename_leaves_the_previous_file(writer, tmp_path, monkeypatch
 KILLED_MID_PICKLE = """
 import os, signal, sys, torch
 from pathlib import Path
-from seq2seq.training.checkpoint import save_checkpoint
+from seq2seq.checkpoint import save_checkpoint
 
 class KillWhilePickled:
     def __reduce__(self):

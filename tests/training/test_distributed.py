@@ -22,8 +22,8 @@ import torch
 import torch.multiprocessing as mp
 from omegaconf import DictConfig
 
+from seq2seq import checkpoint as ckpt
 from seq2seq.train import train
-from seq2seq.training import checkpoint as ckpt
 from seq2seq.training.distributed import World, _export_submitit_environment
 from seq2seq.training.run_dir import other_rank_overrides
 from seq2seq.training.trainer import Trainer

@@ -11,12 +11,12 @@ import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 
+from seq2seq import checkpoint as ckpt
 from seq2seq.config import validate_config
+from seq2seq.decoding import SearchSettings
 from seq2seq.evaluate import evaluate
 from seq2seq.pipeline import load_trained
 from seq2seq.train import train
-from seq2seq.training import checkpoint as ckpt
-from seq2seq.training.validation import SearchSettings
 from seq2seq.translate import translate_lines
 
 from .conftest import REPO, compose_config

@@ -16,9 +16,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
+from seq2seq import checkpoint as ckpt
+from seq2seq.interrupts import Interrupted
 from seq2seq.train import train
-from seq2seq.training import checkpoint as ckpt
-from seq2seq.training.interrupts import Interrupted
 from seq2seq.training.resume import ResumeConfigError
 from seq2seq.training.run_dir import RunDirError, RunLock
 from seq2seq.training.trainer import DivergenceError, Trainer

@@ -16,6 +16,8 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from seq2seq import decoding
 from seq2seq.data import prepare_data
+from seq2seq.decoding import SearchSettings
+from seq2seq.inference import Translator
 from seq2seq.pipeline import build_model
 from seq2seq.train import train
 from seq2seq.training.examples import AttentionExamples
@@ -25,7 +27,6 @@ from seq2seq.training.run_logger import (
     TENSORBOARD_DIR,
     hyper_parameters,
 )
-from seq2seq.training.validation import SearchSettings, Translator
 
 from .conftest import TINY, compose_config
 
@@ -180,7 +181,7 @@ def test_attention_json_is_a_distribution_per_target_token(run):
     "model_overrides",
     [
         ("model=rnn", "model.embedding_size=16", "model.hidden_size=16"),
-        ("model=transformer", "model.d_model=16", "model.ff_size=32", "model.step_attention=true"),
+        ("model=transformer", "model.d_model=16", "model.ff_size=32"),
     ],
     ids=["rnn", "transformer"],
 )
@@ -205,12 +206,9 @@ def test_examples_attention_equals_step_wise_decoding(tmp_path, model_overrides)
         model,
         batch.src,
         batch.src_lengths,
+        SEARCH,
         bos_id=2,
         eos_id=3,
-        beam_size=1,
-        alpha=1.0,
-        max_len_a=SEARCH.max_len_a,
-        max_len_b=SEARCH.max_len_b,
         return_attention=True,
     )
     assert len(examples) == 3

@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from seq2seq import checkpoint as ckpt
 from seq2seq.train import train
-from seq2seq.training import checkpoint as ckpt
 from seq2seq.training import trainer as trainer_module
 from seq2seq.training.trainer import Trainer
 

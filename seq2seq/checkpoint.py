@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 # the run directory's names, re-exported: callers know them as ckpt.LAST etc.
-from seq2seq.training.layout import BEST as BEST
-from seq2seq.training.layout import CHECKPOINT_DIR as CHECKPOINT_DIR
-from seq2seq.training.layout import LAST as LAST
+from seq2seq.layout import BEST as BEST
+from seq2seq.layout import CHECKPOINT_DIR as CHECKPOINT_DIR
+from seq2seq.layout import LAST as LAST
 
 _NUMBERED = re.compile(r"update_(\d+)\.pt")
 

@@ -1,4 +1,6 @@
-"""Scoring a split: token-level loss and perplexity, then decoded BLEU and chrF."""
+"""Inference on prepared batches: `Translator` turns source ids into text with the search
+settings given; `Validator` scores a split (token-level loss and perplexity, then decoded BLEU
+and chrF). translate, evaluate and the trainer's validation all go through them."""
 
 from __future__ import annotations
 
@@ -8,21 +10,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from seq2seq import decoding, evaluation
+from seq2seq import decoding, evaluation, runtime
 from seq2seq.data.batch import Batch
+from seq2seq.decoding import SearchSettings
 from seq2seq.diagnostics import AttentionDiagnostics
 from seq2seq.models.interface import Seq2SeqModel
-from seq2seq.training import runtime
-
-
-@dataclass
-class SearchSettings:
-    """How hypotheses are searched for: the keys of the `search` config group."""
-
-    beam_size: int
-    alpha: float
-    max_len_a: float
-    max_len_b: int
 
 
 @dataclass
@@ -113,10 +105,7 @@ class Translator:
             ids = decoding.translate_batches(
                 model,
                 batches,
-                beam_size=self.search.beam_size,
-                alpha=self.search.alpha,
-                max_len_a=self.search.max_len_a,
-                max_len_b=self.search.max_len_b,
+                self.search,
                 bos_id=self.tokenizer.bos_id,
                 eos_id=self.tokenizer.eos_id,
                 device=self.device,
