@@ -1,4 +1,5 @@
-"""`python -m seq2seq.train`: seed → data → model → Trainer.fit() → test evaluation.
+"""`python -m seq2seq.train`: check the config, own the run directory, settle what a resume
+continues, then train and test (training/job.py: seed → data → model → Trainer.fit() → test).
 
 Returns the best validation score, the number a Hydra sweep optimises. With `trainer.resume`
 the run continues in its own directory, owned by this process (see training/run_dir.py), with
@@ -10,20 +11,14 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seq2seq import cli
 from seq2seq.training import run_dir as run_dirs
-
-if TYPE_CHECKING:
-    from seq2seq.training.distributed import World
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +32,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None
     from seq2seq import runtime
     from seq2seq.config import validate_config, validate_entry_config
     from seq2seq.training import distributed
+    from seq2seq.training.job import run_training
     from seq2seq.training.resume import continued_config
 
     new_run = cfg.trainer.resume is None
@@ -61,73 +57,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None
             cfg = continued_config(cfg, payload["config"], overrides, payload.get("config_raw"))
         if not new_run:
             validate_config(cfg)
-        return _train(cfg, run_dir, world, payload)
-
-
-def _train(cfg: DictConfig, run_dir: Path, world: World, resume: dict[str, Any] | None) -> float:
-    from seq2seq import checkpoint as ckpt
-    from seq2seq import runtime
-    from seq2seq.decoding import SearchSettings
-    from seq2seq.inference import Validator
-    from seq2seq.pipeline import build_model, build_trainer, checkpoint_extras, count_parameters
-    from seq2seq.reporting import command_line_overrides, variant_name, write_run_metrics
-    from seq2seq.training import distributed
-
-    runtime.seed_everything(cfg.seed)
-    # the name comparisons show: chosen when the run started (a resume may name no variant)
-    variant = (resume or {}).get("variant") or variant_name(cfg)
-    device = world.device
-    precision = runtime.resolve_precision(cfg.trainer.precision, device)
-    runtime.configure_cpu(device, cfg.trainer.num_threads)
-
-    data = distributed.prepare_shared_data(world, cfg.data, cfg.tokenizer, cfg.cache_dir, cfg.seed)
-    model = build_model(cfg.model, data.tokenizer).to(device)
-    search = SearchSettings(**cfg.search)
-    greedy = Validator(data, device, precision, replace(search, beam_size=1))
-    logger = instantiate(cfg.logger)(
-        run_dir=run_dir,
-        enabled=world.is_main,
-        data=data,
-        translator=greedy.translate,
-        name=f"{variant_name(cfg)}_seed{cfg.seed}",  # the run's name in TensorBoard
-        overrides=command_line_overrides(),  # HParams columns
-    )
-    trainer = build_trainer(
-        cfg,
-        model,
-        data=data,
-        run_dir=run_dir,
-        checkpoint_extras={**checkpoint_extras(cfg, data.tokenizer), "variant": variant},
-        validator=greedy,
-        device=device,
-        world=world,
-        logger=logger,
-        resume=resume,
-    )
-    progress = trainer.fit()
-    best_metric = progress.best_metric if progress.best_metric is not None else float("nan")
-    if not world.is_main:  # rank 0 alone tests and writes the run's files
-        return best_metric
-
-    best = run_dir / ckpt.CHECKPOINT_DIR / ckpt.BEST
-    if best.exists():
-        model.load_state_dict(ckpt.load_checkpoint(best)["model"])
-    tests = {"greedy": greedy.run(model, "test", progress=cfg.trainer.progress)}
-    if search.beam_size > 1:
-        beam = Validator(data, device, precision, search)
-        tests[f"beam{search.beam_size}"] = beam.run(model, "test", progress=cfg.trainer.progress)
-    parameters = count_parameters(model)
-    metrics = write_run_metrics(run_dir, cfg, progress, parameters, tests, data, variant)
-    logger.finish(model, metrics)
-    for name, result in tests.items():
-        log.info(
-            "test BLEU (%s): %.2f, exact match %.1f%%  %s",
-            name,
-            result.metrics["bleu"],
-            result.metrics["exact_match"],
-            result.bleu_signature,
-        )
-    return best_metric
+        return run_training(cfg, run_dir, world, payload)
 
 
 run_dirs.register_resolvers()  # configs/train.yaml's hydra.run.dir and hydra.output_subdir use them
