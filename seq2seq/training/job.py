@@ -64,9 +64,7 @@ def run_training(
     )
     progress = trainer.fit()
     if world.is_main:  # rank 0 alone tests and writes the run's files
-        tests = _test_best(
-            cfg, run_dir, model, greedy, Validator(data, world.device, precision, search)
-        )
+        tests = _test_best(cfg, run_dir, model, greedy, search)
         parameters = count_parameters(model)
         logger.finish(
             model, write_run_metrics(run_dir, cfg, progress, parameters, tests, data, variant)
@@ -75,7 +73,7 @@ def run_training(
 
 
 def _test_best(
-    cfg: DictConfig, run_dir: Path, model: Any, greedy: Validator, searched: Validator
+    cfg: DictConfig, run_dir: Path, model: Any, greedy: Validator, search: SearchSettings
 ) -> dict[str, ValidationResult]:
     """The test split decoded by the best checkpoint's weights, greedily and, for a beam,
     with the configured search too."""
@@ -83,9 +81,9 @@ def _test_best(
     if best.exists():
         model.load_state_dict(ckpt.load_checkpoint(best)["model"])
     tests = {"greedy": greedy.run(model, "test", progress=cfg.trainer.progress)}
-    beam_size = cfg.search.beam_size
-    if beam_size > 1:
-        tests[f"beam{beam_size}"] = searched.run(model, "test", progress=cfg.trainer.progress)
+    if search.beam_size > 1:
+        beam = Validator(greedy.data, greedy.device, greedy.precision, search)
+        tests[f"beam{search.beam_size}"] = beam.run(model, "test", progress=cfg.trainer.progress)
     for name, result in tests.items():
         log.info(
             "test BLEU (%s): %.2f, exact match %.1f%%  %s",
