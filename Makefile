@@ -74,8 +74,9 @@ compare: $(STAMP)  ## short attention comparison on a toy task: sweep + comparis
 # continues its unfinished runs and skips its finished ones (trainer.resume=auto).
 STUDY_DIR ?= runs/study
 STUDY_CURVE_DIR ?= runs/study_curve
-# runs of the study: every configs/variant file × the two seeds of attention_study.yaml
-STUDY_RUNS = $(shell echo $$(( $(words $(wildcard configs/variant/*.yaml)) * 2 )))
+# runs of the study: every configs/model/attention file and the Transformer × the two seeds of
+# attention_study.yaml (seq2seq/variants.py)
+STUDY_RUNS = $(shell echo $$(( ($(words $(wildcard configs/model/attention/*.yaml)) + 1) * 2 )))
 .PHONY: study study-curve
 
 study: $(STAMP)  ## the attention study (hours): all variants × 2 seeds on Multi30k, resumable; then the report
