@@ -72,6 +72,17 @@ def test_the_study_trains_the_transformer_and_every_point_alike():
     assert len({frozenset(s) for s in seeds.values()}) == 1
 
 
+PINS = Path(__file__).with_name("resume_pins.yaml")
+
+
+@pytest.mark.parametrize("point", list(OmegaConf.load(PINS)))
+def test_sweep_points_in_progress_compose_as_their_runs_started(point: str):
+    experiment, *overrides = point.split()
+    cfg = compose_config("train", f"experiment={experiment}", *overrides)
+    pinned = OmegaConf.load(PINS)[point]
+    assert {key: OmegaConf.select(cfg, key) for key in pinned} == pinned
+
+
 def test_the_study_refuses_to_start_until_its_budget_is_set():
     cfg = compose_config("train", "experiment=attention_study", "data.root=/nonexistent")
     with pytest.raises(ValueError, match=r"study_updates must be set \(it is \?\?\? in"):
