@@ -19,9 +19,9 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from seq2seq.models.attention import LuongGeneralAttention
 from seq2seq.models.rnn import RNNEncoder, RNNSeq2Seq
-from seq2seq.models.wiring import BahdanauWiring, LuongWiring
+from seq2seq.models.rnn.attention import LuongGeneralAttention
+from seq2seq.models.rnn.wiring import BahdanauWiring, LuongWiring
 
 CONFIG_DIR = support.CONFIG_DIR
 VARIANTS = sorted(p.stem for p in (CONFIG_DIR / "model" / "attention").glob("*.yaml"))
@@ -412,5 +412,5 @@ def test_train_config_takes_attention_and_wiring_from_the_command_line():
         "train", "model/attention=luong_general", "model.decoder.wiring=bahdanau"
     ).model
     assert paper.attention == crossed.attention
-    assert paper.attention._target_ == "seq2seq.models.attention.LuongGeneralAttention"
+    assert paper.attention._target_ == "seq2seq.models.rnn.attention.LuongGeneralAttention"
     assert (paper.decoder.wiring, crossed.decoder.wiring) == ("luong", "bahdanau")

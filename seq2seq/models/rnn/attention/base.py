@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seq2seq.models.attention.normalizers import check_normalizer, masked_normalize
+from seq2seq.models.rnn.attention.normalizers import check_normalizer, masked_normalize
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Attention(nn.Module):
     Subclasses define `score` and, if their score uses projected keys, `project_keys`. They are
     built with the decoder's `query_size` and the encoder's `key_size`, which the model supplies
     when it completes the partial from `configs/model/attention/*.yaml`, and the `normalizer`
-    that turns scores into weights (seq2seq/models/attention/normalizers.py).
+    that turns scores into weights (seq2seq/models/rnn/attention/normalizers.py).
     A variant that remembers its past weights (coverage) keeps them in a state it creates in
     `initial_state`, takes back in `forward` and returns in `AttentionOutput.state`; the decoder
     state carries it and reorders it with the hypotheses.

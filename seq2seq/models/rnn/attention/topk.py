@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seq2seq.models.attention.base import Attention, AttentionOutput, EncoderMemory
-from seq2seq.models.attention.content import content_score
-from seq2seq.models.attention.local import check_half_width, gather_window
+from seq2seq.models.rnn.attention.base import Attention, AttentionOutput, EncoderMemory
+from seq2seq.models.rnn.attention.content import content_score
+from seq2seq.models.rnn.attention.local import check_half_width, gather_window
 
 # the scores that give one number per (t, s) pair without a (T, S, A) intermediate: concat
 # would build one to choose the k positions

@@ -14,10 +14,12 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.data.batch import length_mask
-from seq2seq.models.attention import Attention, EncoderMemory
 from seq2seq.models.embeddings import make_embeddings, tie_weights
 from seq2seq.models.interface import ModelOutput, Seq2SeqModel, StepOutput
-from seq2seq.models.wiring import DecoderWiring, Hidden, RNNDecoderState, make_rnn, make_wiring
+from seq2seq.models.rnn.attention import Attention, EncoderMemory
+from seq2seq.models.rnn.cells import Hidden, make_rnn
+from seq2seq.models.rnn.state import RNNDecoderState
+from seq2seq.models.rnn.wiring import DecoderWiring, make_wiring
 
 
 class RNNEncoder(nn.Module):
@@ -97,7 +99,7 @@ class RNNSeq2Seq(Seq2SeqModel):
 
     `attention` is a partial (configs/model/attention/*.yaml) completed here with the decoder's
     hidden size as query size and the encoder's output size as key size; `decoder` builds the
-    wiring (`seq2seq.models.wiring.make_wiring`, `model.decoder.*`) around it.
+    wiring (`seq2seq.models.rnn.wiring.make_wiring`, `model.decoder.*`) around it.
     """
 
     def __init__(
