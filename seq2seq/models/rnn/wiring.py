@@ -3,8 +3,8 @@
 The wiring is separate from the score so any attention works with either
 (`model.decoder.wiring=bahdanau|luong`). Both expose `step` (one target position) and `forward`
 (teacher forcing over T positions, equal to T calls of `step`), returning the features that the
-model's vocabulary projection turns into logits. Shape letters as in `seq2seq.models.rnn.attention`,
-plus E embedding size, H decoder hidden size, L decoder layers.
+model's vocabulary projection turns into logits. Shape letters as in the table
+of `seq2seq.models`.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class BahdanauWiring(DecoderWiring):
         return states, hidden, attended  # states: (B, 1, H) = s_t
 
     def _readout(self, states: Tensor, contexts: Tensor, embedded: Tensor) -> Tensor:
-        features = torch.cat([states, contexts, embedded], dim=-1)  # (B, T, H + K + E)
+        features = torch.cat([states, contexts, embedded], dim=-1)  # (B, T, H + C + E)
         return self.dropout(torch.tanh(self.deep_output(features)))
 
     def step(
@@ -127,7 +127,7 @@ class BahdanauWiring(DecoderWiring):
             attention_state = a_t.state
             states.append(s_t)
             attended.append(a_t)
-        contexts = torch.cat([a.context for a in attended], dim=1)  # (B, T, K)
+        contexts = torch.cat([a.context for a in attended], dim=1)  # (B, T, C)
         # the deep output does not feed back, so it runs once over all T positions
         return self._readout(torch.cat(states, dim=1), contexts, embedded), attended
 
