@@ -3,8 +3,7 @@
 The wiring is separate from the score so any attention works with either
 (`model.decoder.wiring=bahdanau|luong`). Both expose `step` (one target position) and `forward`
 (teacher forcing over T positions, equal to T calls of `step`), returning the features that the
-model's vocabulary projection turns into logits. Shape letters as in the table
-of `seq2seq.models`.
+model's vocabulary projection turns into logits. Shape letters as in `seq2seq.models`'s table.
 """
 
 from __future__ import annotations
