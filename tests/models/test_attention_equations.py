@@ -30,7 +30,7 @@ from torch import Tensor
 
 from seq2seq import variants
 from seq2seq.data.batch import length_mask
-from seq2seq.models.attention import (
+from seq2seq.models.rnn.attention import (
     Attention,
     EncoderMemory,
     LocalAttention,
@@ -38,8 +38,8 @@ from seq2seq.models.attention import (
     LuongDotAttention,
     LuongGeneralAttention,
 )
-from seq2seq.models.attention.local import window_positions
-from seq2seq.models.wiring import DecoderWiring, RNNDecoderState
+from seq2seq.models.rnn.attention.local import window_positions
+from seq2seq.models.rnn.wiring import DecoderWiring, RNNDecoderState
 
 VARIANTS = variants.attention_names()
 HIDDEN, EMBEDDING = 3, 2  # Q = H = 3; K = 6 (bidirectional) or 3 (luong_dot's unidirectional)
