@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from support import CONFIG_DIR, compose_config
 
 from seq2seq import learning_curve, variants
+from seq2seq.checkpoint import migrate_config
 from seq2seq.config import validate_config
 
 ATTENTIONS = variants.attention_names()
@@ -77,10 +78,13 @@ PINS = Path(__file__).with_name("resume_pins.yaml")
 
 @pytest.mark.parametrize("point", list(OmegaConf.load(PINS)))
 def test_sweep_points_in_progress_compose_as_their_runs_started(point: str):
+    """What `make study-curve` (trainer.resume=auto) continues: the pinned settings are those its
+    runs started with, in their checkpoints' terms, which loading a checkpoint migrates."""
     experiment, *overrides = point.split()
     cfg = compose_config("train", f"experiment={experiment}", *overrides)
-    pinned = OmegaConf.load(PINS)[point]
-    assert {key: OmegaConf.select(cfg, key) for key in pinned} == pinned
+    pinned = OmegaConf.to_container(OmegaConf.load(PINS)[point])
+    now = OmegaConf.to_container(cfg)
+    assert {key: now[key] for key in pinned} == migrate_config(pinned)
 
 
 def test_the_study_refuses_to_start_until_its_budget_is_set():
