@@ -36,7 +36,7 @@ def test_the_sweep_runs_every_attention_file_and_the_transformer(experiment):
     assert sweep_variants(experiment) == [*ATTENTIONS, "transformer"]
 
 
-@pytest.mark.parametrize("variant", [*ATTENTIONS, "transformer"])
+@pytest.mark.parametrize("variant", variants.names())
 def test_each_variant_composes_its_model_under_one_budget(variant):
     configs = {
         name: compose_with_hydra(f"experiment={name}", f"variant={variant}") for name in EXPERIMENTS
