@@ -224,25 +224,27 @@ def check_figures(sweep: Path) -> None:
     """Decode the report's PNGs: their sizes follow from the figures' inches at 100 dpi, the
     BLEU curves are drawn in the first variant's colour, the heatmap fills its panel."""
     curves = imread(sweep / "comparison.png")[..., :3]  # (H, W, RGB) floats in [0, 1]
-    assert curves.shape == (450, 700, 3)  # 7 x 4.5 inches
+    assert curves.shape == (450, 1200, 3)  # 12 x 4.5 inches: against updates, against time
     blue = np.array(colormaps["tab10"](0)[:3])
-    assert (np.abs(curves - blue).max(axis=-1) < 0.02).sum() > 100, "no curve in its colour"
+    in_blue = np.abs(curves - blue).max(axis=-1) < 0.02
+    for half in (in_blue[:, :600], in_blue[:, 600:]):  # both panels draw the curves
+        assert half.sum() > 100, "no curve in its colour"
 
     grid = imread(sweep / "attention_grid.png")[..., :3]
-    (example,) = json.loads((sweep / "transformer_seed1" / "attention.json").read_text())[
+    examples = json.loads((sweep / "transformer_seed1" / "attention.json").read_text())[
         "examples"
-    ][:1]
+    ][:3]  # by default the first three sentences, one row per variant (here one)
+    assert len(examples) == 3
     side = lambda tokens: min(max(0.28 * tokens, 2.5), 12.0)  # noqa: E731 - plots._side
-    expected = (
-        round(100 * (side(len(example["target"])) + 1.2)),
-        round(100 * (side(len(example["source"])) + 1.0)),
-    )
-    assert grid.shape[:2] == expected
-    # the centre lies inside the one panel's axes, which the heatmap fills: weights > 0 are
+    height = round(100 * (max(side(len(e["target"])) for e in examples) + 1.2))
+    width = round(100 * (max(side(len(e["source"])) for e in examples) + 1.0))
+    assert grid.shape[:2] == (height, 3 * width)
+    # the centre of each panel lies inside its axes, which the heatmap fills: weights > 0 are
     # shades of grey there, where a figure without the heatmap is white
-    height, width = expected
-    centre = grid[2 * height // 5 : 3 * height // 5, 2 * width // 5 : 3 * width // 5]
-    assert (centre.max(axis=-1) < 0.98).mean() > 0.5, "the heatmap is missing"
+    for column in range(3):
+        panel = grid[:, column * width : (column + 1) * width]
+        centre = panel[2 * height // 5 : 3 * height // 5, 2 * width // 5 : 3 * width // 5]
+        assert (centre.max(axis=-1) < 0.98).mean() > 0.5, f"heatmap {column} is missing"
 
 
 def test_attention_columns_come_from_the_tested_validation_and_the_align_result(tmp_path):
