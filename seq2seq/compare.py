@@ -6,15 +6,23 @@ Reads the `metrics.json` of every training run under the directory (e.g. the swe
   and their number n, best first; then one row per run. It is also printed.
 - `comparison.csv`: the per-variant rows (`<metric>_mean`, `<metric>_std`, n, note).
 - `runs.csv`: the per-run rows.
-- `comparison.png`: validation BLEU against training time, one colour per variant.
-- `attention_grid.png`: one validation sentence's attention for each variant, side by side
-  (from each variant's first run that has an `attention.json`); with `--alignment <set>`, one
-  pair of that gold set instead, with its gold links drawn on (from `python -m seq2seq.align`).
+- `comparison.png`: validation BLEU against updates and against training time, one colour per
+  variant.
+- `attention_grid.png`: the same validation sentences' attention (`--sentences`, default the
+  first three) for each variant, one row per variant (from its first run that has an
+  `attention.json`); with `--alignment <set>`, pairs of that gold set instead, with their gold
+  links drawn on (from `python -m seq2seq.align`).
+With `--results PAGE` it also writes the study's results page (`seq2seq/results.py`).
 
-Besides BLEU, each run shows its attention: the AER of its `python -m seq2seq.align` result
-(`<run>/eval/align.<set>/metrics.json`, when one was computed; the gold set of the run's
-language pair) and the attention diagnostics `attn_*` (`seq2seq/diagnostics.py`) of the
-validation whose checkpoint was tested.
+Runs are grouped by the name of their directory less `_seed<seed>` (a sweep's subdir: the
+variant, or `<variant>_<ablation>` in an ablation sweep), else by their variant.
+
+The column "last-N average" is the test BLEU of the average of the run's last N checkpoints
+(`python -m seq2seq.average <run> --last N`, then `python -m seq2seq.evaluate` on it, as
+`make ablations` does). Besides BLEU, each run shows its attention: the AER of its
+`python -m seq2seq.align` result (`<run>/eval/align.<set>/metrics.json`, when one was
+computed; the gold set of the run's language pair) and the attention diagnostics `attn_*`
+(`seq2seq/diagnostics.py`) of the validation whose checkpoint was tested.
 
 Seed noise: variants are ranked by mean test BLEU (beam search when every run has it, else
 greedy). A variant whose mean lies within one standard deviation of the best one's (the larger
@@ -46,6 +54,7 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("best_validation_bleu", "best val BLEU", "{:.2f}"),
     ("test_bleu_greedy", "test BLEU greedy", "{:.2f}"),
     ("test_bleu_beam", "test BLEU beam", "{:.2f}"),
+    ("averaged_test_bleu_beam", "test BLEU beam, last-N average", "{:.2f}"),
     ("test_chrf_greedy", "test chrF greedy", "{:.2f}"),
     ("test_chrf_beam", "test chrF beam", "{:.2f}"),
     ("greedy_sentences_per_second", "greedy sent/s", "{:.1f}"),
@@ -97,6 +106,7 @@ class Run:
             "best_validation_bleu": max(bleus, default=math.nan),
             "test_bleu_greedy": greedy.get("bleu", math.nan),
             "test_bleu_beam": beam.get("bleu", math.nan),
+            "averaged_test_bleu_beam": self.averaged_bleu(),
             "test_chrf_greedy": greedy.get("chrf", math.nan),
             "test_chrf_beam": beam.get("chrf", math.nan),
             "greedy_sentences_per_second": greedy.get("sentences_per_second", math.nan),
@@ -111,6 +121,12 @@ class Run:
         best = self.metrics["train"].get("best_update")
         tested = [v for v in validations if v.get("update") == best]
         return (tested or validations or [{}])[-1]
+
+    def averaged_bleu(self) -> float:
+        """Test BLEU (beam search) of the average of the run's last N checkpoints, scored by
+        `python -m seq2seq.evaluate` (`make ablations` does both); NaN if never scored."""
+        found = sorted(self.path.glob("eval/test.beam*.average_last*/metrics.json"))
+        return json.loads(found[0].read_text())["bleu"] if found else math.nan
 
     def aer(self) -> float:
         """The model's AER from `python -m seq2seq.align` on this run, NaN if not run."""

@@ -75,7 +75,8 @@ def write_run_metrics(  # noqa: PLR0913
 
 
 def _machine() -> dict[str, Any]:
-    """CPU, torch and the date at the end of the run, as the benchmark records them."""
+    """CPU, torch and the date at the end of the run, as the benchmark records them (less its
+    load average, which it takes at the start of a measurement: here it would be the end)."""
     from seq2seq.bench import machine  # at call time: bench imports the training stack
 
-    return machine()
+    return {key: value for key, value in machine().items() if key != "load_average_start"}
