@@ -60,10 +60,10 @@ def sweep_command(sweep_dir: Path) -> str:
 
 def provenance_lines(runs: Sequence[compare.Run], sweep_dir: Path) -> list[str]:
     """What ran, on what, when and for how long: every item from the runs' own records."""
-    config = runs[0].metrics["config"]
-    budgets = sorted({str(run.metrics["config"]["trainer"]["max_updates"]) for run in runs})
+    configs = [run.metrics.get("config", {}) for run in runs]
+    budgets = sorted({str(c.get("trainer", {}).get("max_updates")) for c in configs})
     seeds = sorted({run.seed for run in runs})
-    data = config["data"]
+    data = configs[0].get("data", {})
     return [
         f"- **Command**: `{sweep_command(sweep_dir)}`",
         f"- **Data**: {data.get('name')} {data.get('src_lang')}→{data.get('tgt_lang')}; "

@@ -240,11 +240,11 @@ def check_figures(sweep: Path) -> None:
     width = round(100 * (max(side(len(e["source"])) for e in examples) + 1.0))
     assert grid.shape[:2] == (height, 3 * width)
     # the centre of each panel lies inside its axes, which the heatmap fills: weights > 0 are
-    # shades of grey there, where a figure without the heatmap is white
+    # shades of grey there (light ones for long sources), where a figure without it is white
     for column in range(3):
         panel = grid[:, column * width : (column + 1) * width]
         centre = panel[2 * height // 5 : 3 * height // 5, 2 * width // 5 : 3 * width // 5]
-        assert (centre.max(axis=-1) < 0.98).mean() > 0.5, f"heatmap {column} is missing"
+        assert (centre.max(axis=-1) < 0.999).mean() > 0.5, f"heatmap {column} is missing"
 
 
 def test_attention_columns_come_from_the_tested_validation_and_the_align_result(tmp_path):
