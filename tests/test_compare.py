@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import math
+import os
 import statistics
 from pathlib import Path
 
@@ -210,6 +212,10 @@ def test_report_of_real_runs_has_their_numbers(sweep, capsys):
         assert float(row["train_minutes"]) == pytest.approx(metrics["train"]["seconds"] / 60)
         assert float(row["parameters"]) == metrics["parameters"]
         assert row["test_bleu_beam"] == "nan"  # TINY decodes greedily only
+        # what the results page says the study ran on, and when it ended
+        assert metrics["machine"]["cpu_count"] == os.cpu_count()
+        ended = datetime.datetime.fromisoformat(metrics["machine"]["date"])
+        assert abs(ended - datetime.datetime.now(datetime.timezone.utc)).total_seconds() < 3600
         assert f"| {row['run']} |" in printed
     with open(sweep / "comparison.csv") as f:
         (summary,) = list(csv.DictReader(f))
