@@ -89,7 +89,7 @@ STUDY_LAUNCH = $(if $(filter-out 1,$(STUDY_JOBS)),hydra/launcher=joblib hydra.la
 
 study: $(STAMP)  ## the attention study (hours): all variants × 2 seeds on Multi30k, resumable; then the report
 	$(PY) -m seq2seq.train -m experiment=attention_study hydra.sweep.dir=$(STUDY_DIR) trainer.resume=auto $(STUDY_LAUNCH) $(DATA_ARG) $(ARGS)
-	$(PY) -m seq2seq.compare $(STUDY_DIR) --results $(RESULTS) $(if $(wildcard $(ABLATION_DIR)/multirun.yaml),--ablations $(ABLATION_DIR))
+	$(PY) -m seq2seq.compare $(STUDY_DIR) --results $(RESULTS) $(if $(wildcard $(ABLATION_DIR)/multirun.yaml),--ablations $(ABLATION_DIR)) $(if $(wildcard $(STUDY_CURVE_DIR)/multirun.yaml),--curve $(STUDY_CURVE_DIR))
 
 ablations: $(STAMP)  ## one-change ablations of the study's recipe (hours), resumable; each run's last-5 average scored
 	$(PY) -m seq2seq.train -m experiment=attention_ablation variant=$(ABLATION_VARIANTS) hydra.sweep.dir=$(ABLATION_DIR) trainer.resume=auto $(STUDY_LAUNCH) $(DATA_ARG) $(ARGS)

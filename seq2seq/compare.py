@@ -439,19 +439,23 @@ def _parse(argv: Sequence[str] | None) -> tuple[argparse.ArgumentParser, argpars
     parser.add_argument(
         "--ablations", type=Path, help="with --results: an ablation sweep's directory to add"
     )
+    parser.add_argument(
+        "--curve", type=Path, help="with --results: the budget's learning-curve sweep to add"
+    )
     return parser, parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser, args = _parse(argv)
-    if args.ablations and not args.results:
-        parser.exit(2, "error: --ablations goes into the results page: add --results PAGE\n")
+    if (args.ablations or args.curve) and not args.results:
+        parser.exit(2, "error: --ablations and --curve go into the results page: add --results\n")
     try:
         if args.results:
             from seq2seq.results import write_results_page  # it imports this module
 
             grid = {"sentences": args.sentences, "alignment": args.alignment}
-            write_results_page(args.sweep_dir, args.results, args.ablations, **grid)
+            sweeps = {"ablation_dir": args.ablations, "curve_dir": args.curve}
+            write_results_page(args.sweep_dir, args.results, **sweeps, **grid)
             lines = (args.sweep_dir / "comparison.md").read_text().splitlines()
         else:
             lines = write_report(args.sweep_dir, args.sentences, args.alignment)

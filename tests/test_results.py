@@ -207,3 +207,28 @@ def test_ablation_runs_are_grouped_by_their_directory_and_show_the_average(tmp_p
         table_rows(lines, "variant")["transformer_baseline"]["test BLEU beam, last-N average"]
         == "37.50"
     )
+
+
+def test_the_page_adds_the_budget_curves_and_the_ablations(study: Path, tmp_path: Path):
+    curve, ablations = tmp_path / "study_curve", tmp_path / "ablations"
+    for variant, greedy in (("bahdanau", 20.0), ("transformer", 24.0)):
+        study_run(curve, variant, 1, greedy + 1.5, "2026-12-01T09:00:00+00:00")
+    for name, bleu in (("transformer_baseline", 36.0), ("transformer_dropout0.3", 37.0)):
+        write_run(ablations, "transformer", 1, bleu)
+        (ablations / "transformer_seed1").rename(ablations / f"{name}_seed1")
+    page = tmp_path / "results.md"
+    arguments = ["--results", str(page), "--ablations", str(ablations), "--curve", str(curve)]
+    compare.main([str(study), *arguments])
+    lines = page.read_text().splitlines()
+    sections = [line for line in lines if line.startswith("## ")]
+    assert sections == ["## The budget", "## The study", "## Ablations", "## Discussion"]
+    assert f"`python -m seq2seq.compare {study} {' '.join(arguments)}`" in lines[2]
+    # write_run's curves: BLEU 18 at update 5 and 19 at 10, within 1 of it: flat at 5
+    assert "| transformer seed 1 | 10 | 23.00 (10) | 5 | 22.00 | 12.000 |" in lines
+    assert "study budget: study_updates: 5  (configs/experiment/attention_study.yaml)" in lines
+    ablation_rows = table_rows(lines[lines.index("## Ablations") :], "variant")
+    assert list(ablation_rows) == ["transformer_dropout0.3", "transformer_baseline"]
+    for kind in ("budget_curves", "study_curves", "ablations_curves"):  # no attention.json
+        assert f"img/results/{kind}.png)" in page.read_text()
+    with pytest.raises(SystemExit):  # the extra sweeps belong to a page
+        compare.main([str(study), "--curve", str(curve)])
