@@ -116,10 +116,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
-def copy_figures(sweep_dir: Path, img_dir: Path, prefix: str, page: Path) -> dict[str, str]:
-    """Copy the sweep's figures into `img_dir`; return each one's link relative to the page."""
+def copy_figures(
+    sweep_dir: Path, img_dir: Path, prefix: str, page: Path, figures: Sequence = FIGURES
+) -> dict[str, str]:
+    """Copy the sweep's `figures` into `img_dir`; return each one's link relative to the page."""
     links = {}
-    for name, kind in FIGURES:
+    for name, kind in figures:
         if (Path(sweep_dir) / name).exists():
             target = Path(img_dir) / f"{prefix}_{kind}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -161,7 +163,7 @@ def budget_section(curve_dir: Path, img_dir: Path, page: Path) -> list[str]:
     runs = compare.load_runs(curve_dir)
     budgets = [learning_curve.run_budget(run, learning_curve.TOLERANCE) for run in runs]
     compare.write_report(curve_dir)
-    links = copy_figures(curve_dir, img_dir, "budget", page)
+    links = copy_figures(curve_dir, img_dir, "budget", page, FIGURES[:1])  # the curves
     return [
         *provenance_lines(runs, curve_dir),
         "",

@@ -213,6 +213,7 @@ def test_the_page_adds_the_budget_curves_and_the_ablations(study: Path, tmp_path
     curve, ablations = tmp_path / "study_curve", tmp_path / "ablations"
     for variant, greedy in (("bahdanau", 20.0), ("transformer", 24.0)):
         study_run(curve, variant, 1, greedy + 1.5, "2026-12-01T09:00:00+00:00")
+        write_examples(curve / f"{variant}_seed1", 3)
     for name, bleu in (("transformer_baseline", 36.0), ("transformer_dropout0.3", 37.0)):
         write_run(ablations, "transformer", 1, bleu)
         (ablations / "transformer_seed1").rename(ablations / f"{name}_seed1")
@@ -230,5 +231,7 @@ def test_the_page_adds_the_budget_curves_and_the_ablations(study: Path, tmp_path
     assert list(ablation_rows) == ["transformer_dropout0.3", "transformer_baseline"]
     for kind in ("budget_curves", "study_curves", "ablations_curves"):  # no attention.json
         assert f"img/results/{kind}.png)" in page.read_text()
+    assert (curve / "attention_grid.png").exists()  # the budget's runs have a grid, but
+    assert not (tmp_path / "img" / "results" / "budget_attention.png").exists()  # not shown
     with pytest.raises(SystemExit):  # the extra sweeps belong to a page
         compare.main([str(study), "--curve", str(curve)])
