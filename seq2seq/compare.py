@@ -268,9 +268,9 @@ def bleu_signatures(runs: Sequence[Run]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for run in runs:
         for search, result in run.metrics["test"].items():
-            signature = result.get("bleu_signature")
-            if signature and signature not in found.setdefault(search, []):
-                found[search].append(signature)
+            signature, known = result.get("bleu_signature"), found.setdefault(search, [])
+            if signature and signature not in known:
+                known.append(signature)
     return found
 
 
