@@ -79,8 +79,9 @@ ABLATION_DIR ?= runs/ablations
 ABLATION_VARIANTS ?= bahdanau,transformer
 # where `make study` also writes the results page (and its figures into its img/results/)
 RESULTS ?= docs/results.md
-# runs of the study: every configs/variant file × the two seeds of attention_study.yaml
-STUDY_RUNS = $(shell echo $$(( $(words $(wildcard configs/variant/*.yaml)) * 2 )))
+# runs of the study: every configs/model/attention file and the Transformer × the two seeds of
+# attention_study.yaml (seq2seq/variants.py)
+STUDY_RUNS = $(shell echo $$(( ($(words $(wildcard configs/model/attention/*.yaml)) + 1) * 2 )))
 # STUDY_JOBS=2: that many runs at once (Hydra's joblib launcher), one torch thread each;
 # 1 (the default): one run at a time with trainer.num_threads' two threads
 STUDY_JOBS ?= 1

@@ -8,13 +8,12 @@ model's run by building it once with a two-word vocabulary.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import get_object, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.runtime import PRECISIONS
@@ -82,7 +81,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ValueError naming every key of a train config whose value is out of range."""
-    problems = check_values(cfg) + _lr_overflow(cfg) + _foreign_scheduler_keys(cfg)
+    problems = check_values(cfg) + _lr_overflow(cfg)
     problems += [
         f"{key} must be set (it is ??? in the config), e.g. {key}=<value> on the command line"
         for key in _missing_keys(OmegaConf.to_container(cfg, throw_on_missing=False))
@@ -143,26 +142,6 @@ def _lr_overflow(cfg: DictConfig) -> list[str]:
     if lr < limit:
         return []
     return [f"optim.lr={lr:g} overflows float32 in the optimizer's step (at most {limit:.3g})"]
-
-
-def _foreign_scheduler_keys(cfg: DictConfig) -> list[str]:
-    """Keys of `scheduler` its class does not take: two schedules' settings merged, as when a
-    recipe that sets a schedule meets another `scheduler=` choice (a TypeError later)."""
-    scheduler = cfg.get("scheduler")
-    if scheduler is None or "_target_" not in scheduler:
-        return []
-    parameters = inspect.signature(get_object(scheduler._target_)).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return []  # takes any key
-    foreign = [k for k in scheduler if not k.startswith("_") and k not in parameters]
-    if not foreign:
-        return []
-    return [
-        f"scheduler keys {foreign} are not settings of {scheduler._target_}: the settings of "
-        "two schedules were merged. A recipe (configs/recipe/<data>_<model>.yaml) sets the "
-        "schedule of its data/model pair; to train that pair with another scheduler=, add "
-        "~recipe (which drops the whole recipe)"
-    ]
 
 
 def _missing_keys(node: Any, prefix: str = "") -> list[str]:

@@ -10,43 +10,35 @@ import os
 import statistics
 from pathlib import Path
 
-import hydra
 import numpy as np
 import pytest
 from matplotlib import colormaps
 from matplotlib.image import imread
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
+from support import compose_with_hydra, sweep_points
 from training.conftest import REPO, TINY, compose_config
 
-from seq2seq import compare
+from seq2seq import compare, variants
 from seq2seq.pipeline import build_model
 from seq2seq.train import train
 
-ATTENTIONS = sorted(p.stem for p in (REPO / "configs" / "model" / "attention").glob("*.yaml"))
+ATTENTIONS = variants.attention_names()
 EXPERIMENTS = sorted(p.stem for p in (REPO / "configs" / "experiment").glob("compare_attention*"))
 
 
 # ----------------------------------------------------------------------------- sweep config
 
 
-def compose_with_hydra(*overrides: str) -> DictConfig:
-    """The train config with its `hydra` node (sweeper parameters, run directory names)."""
-    with hydra.initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        return hydra.compose("train", overrides=list(overrides), return_hydra_config=True)
-
-
 def sweep_variants(experiment: str) -> list[str]:
-    cfg = compose_with_hydra(f"experiment={experiment}")
-    return str(cfg.hydra.sweeper.params.variant).split(",")
+    return [job[0].removeprefix("variant=") for job in sweep_points(experiment)]
 
 
-def test_the_sweep_runs_every_attention_file_and_the_transformer():
-    assert sorted(sweep_variants("compare_attention")) == sorted([*ATTENTIONS, "transformer"])
-    variant_files = {p.stem for p in (REPO / "configs" / "variant").glob("*.yaml")}
-    assert set(sweep_variants("compare_attention")) == variant_files
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_the_sweep_runs_every_attention_file_and_the_transformer(experiment):
+    assert sweep_variants(experiment) == [*ATTENTIONS, "transformer"]
 
 
-@pytest.mark.parametrize("variant", [*ATTENTIONS, "transformer"])
+@pytest.mark.parametrize("variant", variants.names())
 def test_each_variant_composes_its_model_under_one_budget(variant):
     configs = {
         name: compose_with_hydra(f"experiment={name}", f"variant={variant}") for name in EXPERIMENTS
