@@ -8,12 +8,13 @@ model's run by building it once with a two-word vocabulary.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.runtime import PRECISIONS
@@ -81,7 +82,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ValueError naming every key of a train config whose value is out of range."""
-    problems = check_values(cfg) + _lr_overflow(cfg)
+    problems = check_values(cfg) + _lr_overflow(cfg) + _foreign_keys(cfg, "optim", "scheduler")
     problems += [
         f"{key} must be set (it is ??? in the config), e.g. {key}=<value> on the command line"
         for key in _missing_keys(OmegaConf.to_container(cfg, throw_on_missing=False))
@@ -130,6 +131,26 @@ def check_model_config(model_cfg: DictConfig) -> None:
         instantiate(model_cfg, src_vocab_size=2, tgt_vocab_size=2, pad_id=0)
     except InstantiationException as err:  # its message wraps the constructor's in Hydra's
         raise ValueError(f"invalid model config: {err.__cause__ or err}") from err
+
+
+def _foreign_keys(cfg: DictConfig, *groups: str) -> list[str]:
+    """Keys of a group that its `_target_` does not take: an experiment's setting for one
+    choice of a group (e.g. a warm-up length) meeting another choice from the command line."""
+    problems = []
+    for group in groups:
+        node = cfg.get(group)
+        if node is None or "_target_" not in node:
+            continue
+        parameters = inspect.signature(get_object(node._target_)).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            continue
+        problems += [
+            f"{group}.{key} is not a setting of {node._target_}: drop it with ~{group}.{key} "
+            f"or choose a {group} that takes it"
+            for key in node
+            if not key.startswith("_") and key not in parameters
+        ]
+    return problems
 
 
 def _lr_overflow(cfg: DictConfig) -> list[str]:

@@ -167,6 +167,18 @@ def test_a_scheduler_choice_is_that_schedule_alone(model, scheduler):
     instantiate(cfg.scheduler)(optimizer)  # a foreign key would be a TypeError here
 
 
+def test_an_experiment_setting_meeting_another_scheduler_is_named_up_front():
+    """experiment=toy_reverse_transformer sets one_cycle's warm-up; with scheduler=constant from
+    the command line that key has no taker: a one-line error naming it, not a TypeError later."""
+    cfg = support.compose_config(
+        "train", "experiment=toy_reverse_transformer", "scheduler=constant"
+    )
+    with pytest.raises(
+        ValueError, match=r"scheduler\.warmup_updates is not a setting of .*ConstantLR"
+    ):
+        validate_config(cfg)
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_future_target_tokens_do_not_change_earlier_outputs(variant):
     model = build(VARIANTS[variant]).eval()
