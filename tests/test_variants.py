@@ -51,3 +51,25 @@ def test_a_new_attention_file_is_listed_where_the_tests_list_the_variants(
     # parametrise over this listing
     assert "throwaway" in variants.attention_names(config_dir_with_a_new_variant)
     assert variants.names(config_dir_with_a_new_variant)[-1] == "transformer"
+
+
+def test_a_new_attention_file_is_a_row_of_the_docs_table(config_dir_with_a_new_variant):
+    table = variants.table(config_dir_with_a_new_variant)
+    general = variants.header("luong_general")
+    assert f"| `model/attention=throwaway` | {general['paper']} | {general['score']} |" in table
+
+
+def test_the_docs_table_is_the_attention_files_rows():
+    page = (support.REPO / "docs" / "attention.md").read_text()
+    assert variants.with_table(page) == page, (
+        "docs/attention.md's variants table differs from configs/model/attention/*.yaml: "
+        "run python -m seq2seq.variants --write docs/attention.md"
+    )
+
+
+def test_an_attention_file_without_its_row_is_named(tmp_path: Path):
+    config_dir = tmp_path / "configs"
+    (config_dir / "model" / "attention").mkdir(parents=True)
+    (config_dir / "model" / "attention" / "bare.yaml").write_text("# @package model\n")
+    with pytest.raises(ValueError, match=r"bare\.yaml needs a '# paper: \.\.\.' line"):
+        variants.table(config_dir)
