@@ -12,6 +12,7 @@ import pickle
 import re
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,21 @@ from seq2seq.layout import CHECKPOINT_DIR as CHECKPOINT_DIR
 from seq2seq.layout import LAST as LAST
 
 _NUMBERED = re.compile(r"update_(\d+)\.pt")
+
+# What older checkpoints' stored model config says differently (migrate_config rewrites it):
+# modules that moved when models/ was laid out as its two families, by `_target_` prefix,
+_MOVED_TARGETS = {
+    "seq2seq.models.attention.": "seq2seq.models.rnn.attention.",
+    "seq2seq.models.wiring.": "seq2seq.models.rnn.wiring.",
+}
+# the RNN's options renamed to what the Transformer calls the same thing,
+_RENAMED_MODEL_KEYS = {
+    "encoder_layers": "num_encoder_layers",
+    "decoder_layers": "num_decoder_layers",
+    "tie_embeddings": "tie_output",
+}
+# and the Transformer's flag that attention per step needed before it was asked for per call.
+_DROPPED_MODEL_KEYS = ("step_attention",)
 
 
 class CheckpointError(ValueError):
@@ -89,7 +105,36 @@ def load_checkpoint(path: str | Path, prefer: str = LAST, mmap: bool = False) ->
             f"{file} is not a seq2seq checkpoint (expected keys {sorted(required)})"
         )
     payload["path"] = str(file)
+    for key in ("config", "config_raw"):
+        if payload.get(key) is not None:
+            payload[key] = migrate_config(payload[key])
     return payload
+
+
+def migrate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored run config in today's terms: old module paths and model key names rewritten
+    (see `_MOVED_TARGETS` and `_RENAMED_MODEL_KEYS`), so a checkpoint written before a rename
+    still builds its model and resumes; today's configs pass through unchanged."""
+    config = dict(config)
+    model = config.get("model")
+    if isinstance(model, Mapping):
+        model = {
+            _RENAMED_MODEL_KEYS.get(key, key): value
+            for key, value in model.items()
+            if key not in _DROPPED_MODEL_KEYS
+        }
+        config["model"] = _moved_targets(model)
+    return config
+
+
+def _moved_targets(node: Any) -> Any:
+    if isinstance(node, Mapping):
+        return {key: _moved_targets(value) for key, value in node.items()}
+    if isinstance(node, str):
+        for old, new in _MOVED_TARGETS.items():
+            if node.startswith(old):
+                return new + node[len(old) :]
+    return node
 
 
 def numbered_name(update: int) -> str:

@@ -32,7 +32,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from seq2seq.data.batch import Batch
-from seq2seq.models.interface import DecoderState, Seq2SeqModel, StepOutput
+from seq2seq.models.interface import DecoderState, Seq2SeqModel, StepOutput, check_source
 
 
 @dataclass
@@ -79,11 +79,7 @@ def _check_args(beam_size: int, n_best: int, alpha: float) -> None:
 
 
 def _start(model: Seq2SeqModel, src: Tensor, src_lengths: Tensor) -> DecoderState:
-    if src.dim() != 2 or src_lengths.shape != (src.size(0),):
-        raise ValueError(
-            f"expected src (B, S) and src_lengths (B,), got {tuple(src.shape)} and "
-            f"{tuple(src_lengths.shape)}"
-        )
+    check_source(src, src_lengths)  # before a model that does not check them fails obscurely
     return model.init_state(model.encode(src, src_lengths))
 
 

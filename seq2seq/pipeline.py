@@ -59,8 +59,6 @@ def load_trained(
     payload = ckpt.load_checkpoint(checkpoint, prefer=ckpt.BEST, mmap=True)
     cfg = OmegaConf.create(payload["config"])
     tokenizer = Tokenizer.from_bytes(payload["tokenizer"])
-    # a Transformer trained before attention was asked for per step carries the old flag
-    cfg.model.pop("step_attention", None)
     model = build_model(cfg.model, tokenizer)
     model.load_state_dict(payload["model"])
     log.info("loaded %s (update %d)", payload["path"], payload["progress"]["update"])

@@ -48,7 +48,7 @@ def user_error_cases(tmp: Path) -> dict[str, tuple[str, list[str], str]]:
         "half_width": (
             "seq2seq.train",
             [*TOY, "model/attention=luong_local_p", "model.attention.half_width=-3", cache],
-            "error: invalid model config: model.attention.half_width (D) must be >= 1, got -3",
+            "error: invalid model config: model.attention.half_width (w) must be >= 1, got -3",
         ),
         "lr": (
             "seq2seq.train",

@@ -73,3 +73,30 @@ class Seq2SeqModel(nn.Module, abc.ABC):
         Must equal running `encode`, `init_state` and `step` over `tgt_in` (to float tolerance);
         it exists so training can batch work over all T positions at once.
         """
+
+
+def check_source(src: Tensor, src_lengths: Tensor) -> None:
+    """Source ids (B, S) with lengths (B,), as `encode` takes them; a ValueError otherwise."""
+    if src.dim() != 2 or src_lengths.shape != (src.size(0),):
+        raise ValueError(
+            f"expected src (B, S) and src_lengths (B,), got {tuple(src.shape)} and "
+            f"{tuple(src_lengths.shape)}"
+        )
+
+
+def check_source_lengths(src: Tensor, cpu_lengths: Tensor) -> None:
+    """Lengths in [1, S]. Reading them costs a device sync unless they are on the CPU already,
+    so only a model that needs them there (the RNN packs its sequences) checks them."""
+    shortest, longest = int(cpu_lengths.min()), int(cpu_lengths.max())
+    if not 1 <= shortest <= longest <= src.size(1):
+        raise ValueError(
+            f"src_lengths must lie in [1, S = {src.size(1)}], got min {shortest} and max {longest}"
+        )
+
+
+def check_target(src: Tensor, tgt_in: Tensor) -> None:
+    """Teacher-forcing input (B, T) for the same B sentences as `src`; a ValueError otherwise."""
+    if tgt_in.dim() != 2 or tgt_in.size(0) != src.size(0):
+        raise ValueError(
+            f"expected tgt_in (B, T) with B = {src.size(0)} like src, got {tuple(tgt_in.shape)}"
+        )

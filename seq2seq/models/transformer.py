@@ -1,7 +1,6 @@
 """The Transformer encoder-decoder baseline (Vaswani et al., 2017, "Attention Is All You Need").
 
-Shape letters: B batch, S source length, T target length, D d_model, h heads, d_k = D / h,
-V vocabulary size, t the number of target tokens already decoded.
+Shape letters as in the table of `seq2seq.models` (D is d_model, h the heads, d_k = D / h).
 
 Why it is built this way:
 - Attention runs through `F.scaled_dot_product_attention`, which picks fused kernels on CPU and
@@ -23,13 +22,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seq2seq.data.batch import length_mask
-from seq2seq.models.interface import DecoderState, ModelOutput, Seq2SeqModel, StepOutput
+from seq2seq.models.embeddings import embedding_pair, tie_output_weights
+from seq2seq.models.interface import (
+    DecoderState,
+    ModelOutput,
+    Seq2SeqModel,
+    StepOutput,
+    check_source,
+    check_target,
+)
 from seq2seq.models.sharing import select_rows, shared_rows
 
 
@@ -440,38 +448,42 @@ class Transformer(Seq2SeqModel):
         attention_layer: int = -1,
     ) -> None:
         super().__init__()
-        _check_hyper_parameters(
-            src_vocab_size, tgt_vocab_size, d_model, num_heads, num_decoder_layers, share_embeddings
-        )
+        _check_hyper_parameters(d_model, num_heads, num_decoder_layers)
         self.pad_id = pad_id
         self.num_heads = num_heads
         self.attention_layer = attention_layer
-
-        def embedding(vocab_size: int) -> TransformerEmbedding:
-            return TransformerEmbedding(
-                vocab_size, d_model, pad_id, max_positions, learned_positions, dropout
-            )
-
-        self.tgt_embed = embedding(tgt_vocab_size)
-        self.src_embed = self.tgt_embed if share_embeddings else embedding(src_vocab_size)
+        embedding = partial(
+            TransformerEmbedding,
+            d_model=d_model,
+            pad_id=pad_id,
+            max_positions=max_positions,
+            learned_positions=learned_positions,
+            dropout=dropout,
+        )
+        self.src_embed, self.tgt_embed = embedding_pair(
+            embedding,
+            src_vocab_size=src_vocab_size,
+            tgt_vocab_size=tgt_vocab_size,
+            share=share_embeddings,
+        )
         spec = LayerSpec(
             d_model, num_heads, ff_size, dropout, attention_dropout, activation_dropout, pre_norm
         )
         self.encoder = TransformerEncoder(num_encoder_layers, spec)
         self.decoder = TransformerDecoder(num_decoder_layers, spec)
-        self.output_layer = nn.Linear(d_model, tgt_vocab_size, bias=False)
-        if tie_output:
-            self.output_layer.weight = self.tgt_embed.token.weight
-        else:
-            _xavier_linear_(self.output_layer)
+        self._add_output(d_model, tgt_vocab_size, tie_output)
         self._layer_index(attention_layer)  # fail at construction, not at the first plot
 
+    def _add_output(self, d_model: int, tgt_vocab_size: int, tie: bool) -> None:
+        """The vocabulary projection: the target embeddings with `tie_output`, else its own."""
+        self.output_layer = nn.Linear(d_model, tgt_vocab_size, bias=False)
+        if tie:
+            tie_output_weights(self.output_layer, self.tgt_embed.token)
+        else:
+            _xavier_linear_(self.output_layer)
+
     def encode(self, src: Tensor, src_lengths: Tensor) -> TransformerEncoded:
-        if src.dim() != 2 or src_lengths.shape != src.shape[:1]:
-            raise ValueError(
-                f"Transformer.encode expects src (B, S) and src_lengths (B,), got "
-                f"{tuple(src.shape)} and {tuple(src_lengths.shape)}"
-            )
+        check_source(src, src_lengths)
         src_mask = length_mask(src_lengths, src.size(1))[:, None, None, :]  # (B, 1, 1, S)
         return TransformerEncoded(self.encoder(self.src_embed(src), src_mask), src_mask)
 
@@ -522,11 +534,7 @@ class Transformer(Seq2SeqModel):
     def _teacher_forced(
         self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, weights_layer: int | None
     ) -> tuple[Tensor, Tensor | None]:
-        if tgt_in.dim() != 2 or tgt_in.size(0) != src.size(0):
-            raise ValueError(
-                f"Transformer.forward expects tgt_in (B, T) with B={src.size(0)} like src, "
-                f"got {tuple(tgt_in.shape)}"
-            )
+        check_target(src, tgt_in)
         encoded = self.encode(src, src_lengths)
         memory_kv = self.decoder.memory_kv(encoded.memory)
         hidden, _, weights = self.decoder(
@@ -544,23 +552,10 @@ class Transformer(Seq2SeqModel):
         return layer % num_layers
 
 
-def _check_hyper_parameters(
-    src_vocab_size: int,
-    tgt_vocab_size: int,
-    d_model: int,
-    num_heads: int,
-    num_decoder_layers: int,
-    share_embeddings: bool,
-) -> None:
+def _check_hyper_parameters(d_model: int, num_heads: int, num_decoder_layers: int) -> None:
     if d_model % num_heads:
         raise ValueError(
             f"model.d_model ({d_model}) must be divisible by model.num_heads ({num_heads})"
-        )
-    if share_embeddings and src_vocab_size != tgt_vocab_size:
-        raise ValueError(
-            f"model.share_embeddings=true needs one joint vocabulary, but src_vocab_size="
-            f"{src_vocab_size} != tgt_vocab_size={tgt_vocab_size}; use a joint tokenizer or "
-            "set model.share_embeddings=false"
         )
     if num_decoder_layers < 1:
         raise ValueError(f"model.num_decoder_layers must be >= 1, got {num_decoder_layers}")

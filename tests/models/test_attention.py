@@ -16,14 +16,14 @@ from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from seq2seq.data.batch import length_mask
-from seq2seq.models.attention import (
+from seq2seq.models.rnn.attention import (
     Attention,
     EncoderMemory,
     LocalAttention,
     LuongDotAttention,
     LuongLocalPAttention,
 )
-from seq2seq.models.attention.local import clip_to_sentence, gather_window, window_positions
+from seq2seq.models.rnn.attention.local import clip_to_sentence, gather_window, window_positions
 
 CONFIG_DIR = support.CONFIG_DIR
 ATTENTION_FILES = sorted((CONFIG_DIR / "model" / "attention").glob("*.yaml"))

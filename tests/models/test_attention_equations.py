@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from seq2seq.data.batch import length_mask
-from seq2seq.models.attention import (
+from seq2seq.models.rnn.attention import (
     Attention,
     EncoderMemory,
     LocalAttention,
@@ -37,8 +37,8 @@ from seq2seq.models.attention import (
     LuongDotAttention,
     LuongGeneralAttention,
 )
-from seq2seq.models.attention.local import window_positions
-from seq2seq.models.wiring import DecoderWiring, RNNDecoderState
+from seq2seq.models.rnn.attention.local import window_positions
+from seq2seq.models.rnn.wiring import DecoderWiring, RNNDecoderState
 
 ATTENTION_FILES = sorted((support.CONFIG_DIR / "model" / "attention").glob("*.yaml"))
 VARIANTS = [p.stem for p in ATTENTION_FILES]

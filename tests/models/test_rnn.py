@@ -19,9 +19,9 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from seq2seq.models.attention import LuongGeneralAttention
 from seq2seq.models.rnn import RNNEncoder, RNNSeq2Seq
-from seq2seq.models.wiring import BahdanauWiring, LuongWiring
+from seq2seq.models.rnn.attention import LuongGeneralAttention
+from seq2seq.models.rnn.wiring import BahdanauWiring, LuongWiring
 
 CONFIG_DIR = support.CONFIG_DIR
 VARIANTS = sorted(p.stem for p in (CONFIG_DIR / "model" / "attention").glob("*.yaml"))
@@ -101,7 +101,7 @@ def test_forward_equals_step_by_step(variant, wiring, input_feeding):
 
 @pytest.mark.parametrize(("wiring", "input_feeding"), WIRINGS)
 def test_stacked_lstm_forward_equals_step_by_step(wiring, input_feeding):
-    overrides = ("model.cell=lstm", "model.encoder_layers=2", "model.decoder_layers=2")
+    overrides = ("model.cell=lstm", "model.num_encoder_layers=2", "model.num_decoder_layers=2")
     model = build("luong_local_p", *overrides, *wiring_overrides(wiring, input_feeding)).eval()
     src, src_lengths, tgt_in = batch([6, 2], [5, 7])
     with torch.no_grad():
@@ -236,7 +236,7 @@ def test_command_line_wiring_overrides_the_attention_files():
 def test_default_config_matches_the_joeynmt_reference():
     cfg = rnn_config("bahdanau")
     assert (cfg.cell, cfg.hidden_size, cfg.embedding_size, cfg.dropout) == ("gru", 256, 256, 0.2)
-    assert (cfg.encoder_layers, cfg.decoder_layers, cfg.bidirectional) == (1, 1, True)
+    assert (cfg.num_encoder_layers, cfg.num_decoder_layers, cfg.bidirectional) == (1, 1, True)
     assert cfg.decoder.input_feeding is True
 
 
@@ -246,7 +246,7 @@ def test_default_config_matches_the_joeynmt_reference():
         (("model.decoder.wiring=fancy",), r"\['bahdanau', 'luong'\]"),
         (("model.decoder.wiring=bahdanau", "model.decoder.input_feeding=false"), "luong"),
         (("model.cell=rnn",), r"\['gru', 'lstm'\]"),
-        (("model.tie_embeddings=true", "model.embedding_size=8"), "tie_embeddings"),
+        (("model.tie_output=true", "model.embedding_size=8"), "tie_output"),
     ],
 )
 def test_bad_options_raise_naming_the_key(overrides, message):
@@ -260,7 +260,7 @@ def test_luong_dot_with_a_bidirectional_encoder_raises():
 
 
 def test_shared_and_tied_embeddings():
-    model = build("bahdanau", "model.share_embeddings=true", "model.tie_embeddings=true")
+    model = build("bahdanau", "model.share_embeddings=true", "model.tie_output=true")
     assert model.src_embed is model.tgt_embed
     assert model.output_layer.weight is model.tgt_embed.weight
     cfg = rnn_config("bahdanau", *TINY, "model.share_embeddings=true")
@@ -412,5 +412,5 @@ def test_train_config_takes_attention_and_wiring_from_the_command_line():
         "train", "model/attention=luong_general", "model.decoder.wiring=bahdanau"
     ).model
     assert paper.attention == crossed.attention
-    assert paper.attention._target_ == "seq2seq.models.attention.LuongGeneralAttention"
+    assert paper.attention._target_ == "seq2seq.models.rnn.attention.LuongGeneralAttention"
     assert (paper.decoder.wiring, crossed.decoder.wiring) == ("luong", "bahdanau")

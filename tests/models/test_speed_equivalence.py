@@ -18,9 +18,9 @@ from hydra.utils import instantiate
 
 from seq2seq import decoding
 from seq2seq.models.rnn import RNNSeq2Seq
+from seq2seq.models.rnn.state import RNNDecoderState
 from seq2seq.models.sharing import select_rows, shared_rows
 from seq2seq.models.transformer import Transformer, TransformerState
-from seq2seq.models.wiring import RNNDecoderState
 
 PAD, BOS, EOS = 0, 2, 3
 VOCAB = 17

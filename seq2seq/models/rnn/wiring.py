@@ -3,91 +3,19 @@
 The wiring is separate from the score so any attention works with either
 (`model.decoder.wiring=bahdanau|luong`). Both expose `step` (one target position) and `forward`
 (teacher forcing over T positions, equal to T calls of `step`), returning the features that the
-model's vocabulary projection turns into logits. Shape letters as in `seq2seq.models.attention`,
-plus E embedding size, H decoder hidden size, L decoder layers.
+model's vocabulary projection turns into logits. Shape letters as in `seq2seq.models`'s table.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
 
-from seq2seq.models.attention import Attention, AttentionOutput, EncoderMemory
-from seq2seq.models.interface import DecoderState
-from seq2seq.models.sharing import keeps_every_row, shared_rows
-
-# nn.GRU state (L, B, H), or nn.LSTM's (h, c) pair of them
-Hidden = Tensor | tuple[Tensor, Tensor]
-
-CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM}
-
-
-def make_rnn(
-    *,
-    cell: str,
-    input_size: int,
-    hidden_size: int,
-    num_layers: int,
-    dropout: float,
-    bidirectional: bool = False,
-) -> nn.RNNBase:
-    """A batch-first GRU or LSTM (`model.cell`), with dropout between its layers."""
-    if cell not in CELLS:
-        raise ValueError(f"model.cell must be one of {sorted(CELLS)}, got {cell!r}")
-    return CELLS[cell](
-        input_size,
-        hidden_size,
-        num_layers=num_layers,
-        batch_first=True,
-        dropout=dropout if num_layers > 1 else 0.0,  # nn.RNNBase warns about it on one layer
-        bidirectional=bidirectional,
-    )
-
-
-def top_layer(hidden: Hidden) -> Tensor:
-    """The top layer's state (B, 1, H) of a GRU or LSTM state, as an attention query."""
-    states = hidden[0] if isinstance(hidden, tuple) else hidden
-    return states[-1].unsqueeze(1)
-
-
-def _select(hidden: Hidden, indices: Tensor) -> Hidden:
-    if isinstance(hidden, tuple):
-        return tuple(h.index_select(1, indices) for h in hidden)
-    return hidden.index_select(1, indices)
-
-
-@dataclass(frozen=True)
-class RNNDecoderState(DecoderState):
-    """The decoder's recurrent state plus the encoder memory it attends over.
-
-    The memory's rows come in runs of `group` copies of one sentence's (beam search's K
-    hypotheses), so a reorder that keeps hypotheses within their sentences leaves the memory as
-    it is; it is copied only when sentences leave the batch (seq2seq/models/sharing.py).
-    """
-
-    hidden: Hidden  # (L, B, H) per layer; (h, c) for an LSTM
-    memory: EncoderMemory
-    feed: Tensor | None = None  # (B, 1, H) h~_{t-1}, Luong input feeding only
-    step: int = 0  # target position t of the next token (local-m's p_t)
-    group: int = 1  # consecutive rows that hold the same sentence's memory
-    # the attention's own state, per hypothesis (coverage (B, S)); None for most variants
-    attention: Tensor | None = None
-
-    def reorder(self, indices: Tensor) -> RNNDecoderState:
-        sentences, group = shared_rows(indices // self.group)
-        unchanged = group == self.group and keeps_every_row(
-            sentences, self.memory.mask.size(0) // self.group
-        )
-        return RNNDecoderState(
-            hidden=_select(self.hidden, indices),
-            memory=self.memory if unchanged else self.memory.reorder(indices),
-            feed=None if self.feed is None else self.feed.index_select(0, indices),
-            step=self.step,
-            group=group,
-            attention=None if self.attention is None else self.attention.index_select(0, indices),
-        )
+from seq2seq.models.rnn.attention import Attention, AttentionOutput, EncoderMemory
+from seq2seq.models.rnn.cells import Hidden, make_rnn, top_layer
+from seq2seq.models.rnn.state import RNNDecoderState
 
 
 class DecoderWiring(nn.Module):
@@ -173,7 +101,7 @@ class BahdanauWiring(DecoderWiring):
         return states, hidden, attended  # states: (B, 1, H) = s_t
 
     def _readout(self, states: Tensor, contexts: Tensor, embedded: Tensor) -> Tensor:
-        features = torch.cat([states, contexts, embedded], dim=-1)  # (B, T, H + K + E)
+        features = torch.cat([states, contexts, embedded], dim=-1)  # (B, T, H + C + E)
         return self.dropout(torch.tanh(self.deep_output(features)))
 
     def step(
@@ -198,7 +126,7 @@ class BahdanauWiring(DecoderWiring):
             attention_state = a_t.state
             states.append(s_t)
             attended.append(a_t)
-        contexts = torch.cat([a.context for a in attended], dim=1)  # (B, T, K)
+        contexts = torch.cat([a.context for a in attended], dim=1)  # (B, T, C)
         # the deep output does not feed back, so it runs once over all T positions
         return self._readout(torch.cat(states, dim=1), contexts, embedded), attended
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seq2seq.models.attention.base import Attention
+from seq2seq.models.rnn.attention.base import Attention
 
 
 class LuongLocationAttention(Attention):

@@ -1,6 +1,6 @@
 """Top-k predictive attention: attend to the k most relevant source positions, wherever they are.
 
-Like local attention it normalises and sums over k = 2D + 1 positions only; unlike it the k need
+Like local attention it normalises and sums over k = 2w + 1 positions only; unlike it the k need
 not be contiguous. Choosing them needs one score per source position (O(T·S) numbers,
 transiently); everything after the choice is O(T·k), like the local window.
 """
@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seq2seq.models.attention.base import Attention, AttentionOutput, EncoderMemory
-from seq2seq.models.attention.content import content_score
-from seq2seq.models.attention.local import check_half_width, gather_window
+from seq2seq.models.rnn.attention.base import Attention, AttentionOutput, EncoderMemory
+from seq2seq.models.rnn.attention.content import content_score
+from seq2seq.models.rnn.attention.local import check_half_width, gather_window
 
 # the scores that give one number per (t, s) pair without a (T, S, A) intermediate: concat
 # would build one to choose the k positions
@@ -27,7 +27,7 @@ class LuongTopKAttention(Attention):
     the choice depend on the decoder:
 
         π(s)   = sigmoid(v_p^T tanh(W_p h̄_s))                   relevance of h̄_s (per batch)
-        K_t    = top-k_s [score(h_t, h̄_s) + log π(s)]           k = 2D + 1 real positions
+        K_t    = top-k_s [score(h_t, h̄_s) + log π(s)]           k = 2w + 1 real positions
         a_t(s) = normalize_{s ∈ K_t}(score(h_t, h̄_s)) · π(s)    for s in K_t, 0 elsewhere
 
     K_t is the k positions that softmax(score) · π would weigh most. As local-p's Gaussian, π is
@@ -81,7 +81,7 @@ class LuongTopKAttention(Attention):
         valid = memory.mask.unsqueeze(1).expand(-1, steps, -1).gather(-1, index)
         prior = log_prior.unsqueeze(1).expand(-1, steps, -1).gather(-1, index).exp()
         weights = self.normalize(kept, valid) * prior  # (B, T, k)
-        values = gather_window(memory.values, index)  # (B·T, k, K)
+        values = gather_window(memory.values, index)  # (B·T, k, C)
         width = index.size(-1)
         context = torch.bmm(weights.view(batch * steps, 1, width), values).view(batch, steps, -1)
         return AttentionOutput(context=context, weights=weights, window=index)

@@ -1,20 +1,20 @@
-"""Multi-head attention over the RNN's states: H content scores, one context per head."""
+"""Multi-head attention over the RNN's states: h content scores, one context per head."""
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from seq2seq.models.attention.base import Attention, AttentionOutput, EncoderMemory
-from seq2seq.models.attention.content import content_score
+from seq2seq.models.rnn.attention.base import Attention, AttentionOutput, EncoderMemory
+from seq2seq.models.rnn.attention.content import content_score
 
 
 class MultiHeadAttention(Attention):
-    """A content score (`dot`, `general` or `concat`, Luong et al. 2015 §3.1) in H heads, as the
+    """A content score (`dot`, `general` or `concat`, Luong et al. 2015 §3.1) in h heads, as the
     Transformer's multi-head attention (Vaswani et al. 2017, "Attention Is All You Need", §3.2.2)
     but over the RNN's decoder state and encoder outputs:
 
-        a_t^i = normalize_s(score(W_q^i h_t, W_k^i h̄_s))        i = 1..H, W_q^i, W_k^i to Q / H
-        c_t   = W_o [Σ_s a_t^1(s) h̄_s; ...; Σ_s a_t^H(s) h̄_s]  W_o: H·K -> K
+        a_t^i = normalize_s(score(W_q^i h_t, W_k^i h̄_s))        i = 1..h, W_q^i, W_k^i to Q / h
+        c_t   = W_o [Σ_s a_t^1(s) h̄_s; ...; Σ_s a_t^h(s) h̄_s]  W_o: h·C -> C
 
     Each head's context is over the encoder outputs themselves (no value projection); the score
     module is shared by the heads, which differ by their projections (with `dot`, each head is
@@ -43,26 +43,26 @@ class MultiHeadAttention(Attention):
             self.content = content_score(score, query_size=query_size, key_size=key_size)
             return
         head_size = query_size // heads
-        self.query_heads = nn.Linear(query_size, query_size, bias=False)  # W_q^1..H stacked
-        self.key_heads = nn.Linear(key_size, query_size, bias=False)  # W_k^1..H stacked
+        self.query_heads = nn.Linear(query_size, query_size, bias=False)  # W_q^1..h stacked
+        self.key_heads = nn.Linear(key_size, query_size, bias=False)  # W_k^1..h stacked
         self.content = content_score(score, query_size=head_size, key_size=head_size)
         self.output_layer = nn.Linear(heads * key_size, key_size, bias=False)  # W_o
 
     def _split(self, states: Tensor) -> Tensor:
-        """(B, L, H·d) -> (B·H, L, d): one batch row per sentence and head."""
+        """(B, S, h·d) -> (B·h, S, d): one batch row per sentence and head."""
         batch, length, _ = states.shape
         return states.view(batch, length, self.heads, -1).transpose(1, 2).flatten(0, 1)
 
     def project_keys(self, values: Tensor) -> Tensor:
         if self.heads == 1:
             return self.content.project_keys(values)
-        keys = self.content.project_keys(self._split(self.key_heads(values)))  # (B·H, S, A)
+        keys = self.content.project_keys(self._split(self.key_heads(values)))  # (B·h, S, A)
         batch, length = values.shape[:2]
         # back to one row per sentence, so beam search reorders keys like every other memory
-        return keys.view(batch, self.heads, length, -1).transpose(1, 2).flatten(2)  # (B, S, H·A)
+        return keys.view(batch, self.heads, length, -1).transpose(1, 2).flatten(2)  # (B, S, h·A)
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        """Scores (N, H, T, S) of queries (N, T, Q) against keys (N, S, H·A), one per head
+        """Scores (N, h, T, S) of queries (N, T, Q) against keys (N, S, h·A), one per head
         ((N, T, S) with one head)."""
         if self.heads == 1:
             return self.content.score(query, keys)
@@ -75,6 +75,6 @@ class MultiHeadAttention(Attention):
         if self.heads == 1:
             return super().forward(query, memory, step)
         weights = self.normalize(self.score(query, memory.keys), memory.mask[:, None, None])
-        contexts = weights @ memory.values.unsqueeze(1)  # (B, H, T, K)
-        context = self.output_layer(contexts.transpose(1, 2).flatten(2))  # (B, T, K)
+        contexts = weights @ memory.values.unsqueeze(1)  # (B, h, T, C)
+        context = self.output_layer(contexts.transpose(1, 2).flatten(2))  # (B, T, C)
         return AttentionOutput(context=context, weights=weights.mean(dim=1))

@@ -1,7 +1,7 @@
-"""Luong's local attention: score only a window of 2D + 1 source positions around p_t.
+"""Luong's local attention: score only a window of 2w + 1 source positions around p_t.
 
 The window is gathered, not masked out of a full (T, S) score matrix, so one target step costs
-O(D) scores whatever the source length.
+O(w) scores whatever the source length.
 """
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from seq2seq.models.attention.base import Attention, AttentionOutput, EncoderMemory
-from seq2seq.models.attention.content import content_score
+from seq2seq.models.rnn.attention.base import Attention, AttentionOutput, EncoderMemory
+from seq2seq.models.rnn.attention.content import content_score
 
 
 class LocalAttention(Attention):
     """Local attention of Luong et al. (2015), section 3.2: the content score (`dot`, `general`
-    or `concat`) over the source positions s in [p_t - D, p_t + D] that lie in the sentence.
+    or `concat`) over the source positions s in [p_t - w, p_t + w] that lie in the sentence (the
+    paper calls the half-width w D, which here is the Transformer width).
 
     Subclasses say where the window is centred (`center`) and may reweight it (`reweight`).
     """
@@ -58,7 +59,7 @@ class LocalAttention(Attention):
         weights = self.reweight(weights, positions, center)  # (B, T, W)
         # the dot score's keys are the values themselves: gather them once
         same = memory.keys is memory.values
-        values = keys if same else gather_window(memory.values, index)  # (B*T, W, K)
+        values = keys if same else gather_window(memory.values, index)  # (B*T, W, C)
         context = torch.bmm(weights.view(batch * steps, 1, width), values).view(batch, steps, -1)
         return AttentionOutput(context=context, weights=weights, window=index, center=center)
 
@@ -80,7 +81,7 @@ class LuongLocalPAttention(LocalAttention):
     """Local-p (predictive alignment), Luong et al. (2015), section 3.2:
 
         p_t = S · sigmoid(v_p^T tanh(W_p h_t))
-        a_t(s) = align(h_t, h̄_s) · exp(-(s - p_t)^2 / (2σ^2)),   σ = D / 2
+        a_t(s) = align(h_t, h̄_s) · exp(-(s - p_t)^2 / (2σ^2)),   σ = w / 2
 
     with S the true length of each sentence (not the padded length) and align the softmax of
     the content score over the window. As in the paper the Gaussian is not renormalised, so the
@@ -120,17 +121,17 @@ class LuongLocalPAttention(LocalAttention):
 
 
 def check_half_width(half_width: int) -> int:
-    """`half_width` if it is a usable D; a ValueError naming the key otherwise."""
+    """`half_width` if it is a usable w; a ValueError naming the key otherwise."""
     if half_width < 1:
-        raise ValueError(f"model.attention.half_width (D) must be >= 1, got {half_width}")
+        raise ValueError(f"model.attention.half_width (w) must be >= 1, got {half_width}")
     return half_width
 
 
 def window_positions(center: Tensor, half_width: int, lengths: Tensor) -> tuple[Tensor, Tensor]:
-    """Source positions of the windows [p_t - D, p_t + D] and which of them are usable.
+    """Source positions of the windows [p_t - w, p_t + w] and which of them are usable.
 
-    Returns positions (B, T, 2D + 1) as floats, starting at ceil(p_t - D), and a mask that is
-    True where the position lies both in the window (<= p_t + D, which drops the last slot when
+    Returns positions (B, T, 2w + 1) as floats, starting at ceil(p_t - w), and a mask that is
+    True where the position lies both in the window (<= p_t + w, which drops the last slot when
     p_t is fractional) and in the sentence (0 <= s < S).
     """
     offsets = torch.arange(2 * half_width + 1, device=center.device, dtype=center.dtype)

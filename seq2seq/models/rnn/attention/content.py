@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from seq2seq.models.attention.base import Attention
+from seq2seq.models.rnn.attention.base import Attention
 
 
 class BahdanauAttention(Attention):

@@ -1,7 +1,7 @@
 """The interface every attention variant shares, and the one place that masks, normalises and sums.
 
-Shape letters: B batch, T query (target) steps, S source length, Q query size (decoder hidden),
-K encoder output size, A size of the projected keys, D local half-width, W = 2D + 1 window.
+Shape letters as in the table of `seq2seq.models` (C encoder output size, Q query size, A size
+of the projected keys, W = 2w + 1 local window).
 A variant defines its *score*; this module turns scores into weights and a context vector.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seq2seq.models.attention.normalizers import check_normalizer, masked_normalize
+from seq2seq.models.rnn.attention.normalizers import check_normalizer, masked_normalize
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class EncoderMemory:
     per batch rather than once per target step, and passed in rather than cached on the module.
     """
 
-    values: Tensor  # (B, S, K) encoder outputs h_j / h̄_s
+    values: Tensor  # (B, S, C) encoder outputs h_j / h̄_s
     keys: Tensor  # (B, S, A) projected keys
     mask: Tensor  # (B, S) True on real source tokens
     lengths: Tensor  # (B,) true source lengths
@@ -47,7 +47,7 @@ class AttentionOutput:
     they never materialise a (T, S) tensor unless `dense_weights` is asked for.
     """
 
-    context: Tensor  # (B, T, K)
+    context: Tensor  # (B, T, C)
     weights: Tensor  # (B, T, S), or (B, T, W) over `window`
     window: Tensor | None = None  # (B, T, W) source position of each local weight
     state: Tensor | None = None  # the attention's own state after these T steps (coverage)
@@ -68,7 +68,7 @@ class Attention(nn.Module):
     Subclasses define `score` and, if their score uses projected keys, `project_keys`. They are
     built with the decoder's `query_size` and the encoder's `key_size`, which the model supplies
     when it completes the partial from `configs/model/attention/*.yaml`, and the `normalizer`
-    that turns scores into weights (seq2seq/models/attention/normalizers.py).
+    that turns scores into weights (seq2seq/models/rnn/attention/normalizers.py).
     A variant that remembers its past weights (coverage) keeps them in a state it creates in
     `initial_state`, takes back in `forward` and returns in `AttentionOutput.state`; the decoder
     state carries it and reorders it with the hypotheses.

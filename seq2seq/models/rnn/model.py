@@ -1,7 +1,6 @@
 """The RNN encoder-decoder with switchable attention (`model=rnn`, `model/attention=...`).
 
-Shape letters: B batch, S source length, T target length, E embedding size, H hidden size,
-K encoder output size (H, or 2H when bidirectional), L layers, V vocabulary.
+Shape letters as in the table of `seq2seq.models`.
 """
 
 from __future__ import annotations
@@ -14,10 +13,19 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.data.batch import length_mask
-from seq2seq.models.attention import Attention, EncoderMemory
-from seq2seq.models.embeddings import make_embeddings, tie_weights
-from seq2seq.models.interface import ModelOutput, Seq2SeqModel, StepOutput
-from seq2seq.models.wiring import DecoderWiring, Hidden, RNNDecoderState, make_rnn, make_wiring
+from seq2seq.models.embeddings import make_embeddings, tie_output_weights
+from seq2seq.models.interface import (
+    ModelOutput,
+    Seq2SeqModel,
+    StepOutput,
+    check_source,
+    check_source_lengths,
+    check_target,
+)
+from seq2seq.models.rnn.attention import Attention, EncoderMemory
+from seq2seq.models.rnn.cells import Hidden, make_rnn
+from seq2seq.models.rnn.state import RNNDecoderState
+from seq2seq.models.rnn.wiring import DecoderWiring, make_wiring
 
 
 class RNNEncoder(nn.Module):
@@ -47,8 +55,8 @@ class RNNEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, embedded: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """Embedded source (B, S, E) -> outputs (B, S, K), zero on padding, and the final state
-        (B, K): the top layer's last forward state and, if bidirectional, first backward one."""
+        """Embedded source (B, S, E) -> outputs (B, S, C), zero on padding, and the final state
+        (B, C): the top layer's last forward state and, if bidirectional, first backward one."""
         batch, length, _ = embedded.shape
         packed = pack_padded_sequence(
             embedded, lengths.cpu(), batch_first=True, enforce_sorted=False
@@ -56,7 +64,7 @@ class RNNEncoder(nn.Module):
         outputs, hidden = self.rnn(packed)
         outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=length)
         last = hidden[0] if isinstance(hidden, tuple) else hidden  # (L * directions, B, H)
-        final = last[-self.num_directions :].transpose(0, 1).reshape(batch, -1)  # (B, K)
+        final = last[-self.num_directions :].transpose(0, 1).reshape(batch, -1)  # (B, C)
         return self.dropout(outputs), final
 
 
@@ -89,7 +97,7 @@ class RNNEncoding:
     """What `encode` hands to `init_state`."""
 
     memory: EncoderMemory
-    final: Tensor  # (B, K) final encoder state, input of the bridge
+    final: Tensor  # (B, C) final encoder state, input of the bridge
 
 
 class RNNSeq2Seq(Seq2SeqModel):
@@ -97,7 +105,7 @@ class RNNSeq2Seq(Seq2SeqModel):
 
     `attention` is a partial (configs/model/attention/*.yaml) completed here with the decoder's
     hidden size as query size and the encoder's output size as key size; `decoder` builds the
-    wiring (`seq2seq.models.wiring.make_wiring`, `model.decoder.*`) around it.
+    wiring (`seq2seq.models.rnn.wiring.make_wiring`, `model.decoder.*`) around it.
     """
 
     def __init__(
@@ -110,12 +118,12 @@ class RNNSeq2Seq(Seq2SeqModel):
         cell: str = "gru",
         embedding_size: int = 256,
         hidden_size: int = 256,
-        encoder_layers: int = 1,
-        decoder_layers: int = 1,
+        num_encoder_layers: int = 1,
+        num_decoder_layers: int = 1,
         bidirectional: bool = True,
         dropout: float = 0.2,
         decoder: Callable[..., DecoderWiring] = make_wiring,
-        tie_embeddings: bool = False,
+        tie_output: bool = False,
         share_embeddings: bool = False,
     ) -> None:
         super().__init__()
@@ -131,14 +139,30 @@ class RNNSeq2Seq(Seq2SeqModel):
             cell=cell,
             input_size=embedding_size,
             hidden_size=hidden_size,
-            num_layers=encoder_layers,
+            num_layers=num_encoder_layers,
             bidirectional=bidirectional,
             dropout=dropout,
         )
+        self._add_decoder(
+            attention, decoder, cell, embedding_size, hidden_size, num_decoder_layers, dropout
+        )
+        self._add_output(tgt_vocab_size, tie_output, dropout)
+
+    def _add_decoder(  # noqa: PLR0913 - the constructor's own arguments, passed on
+        self,
+        attention: Callable[..., Attention],
+        decoder: Callable[..., DecoderWiring],
+        cell: str,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int,
+        dropout: float,
+    ) -> None:
+        """The bridge from the encoder and the attentional decoder, built in this order."""
         self.bridge = Bridge(
             encoder_size=self.encoder.output_size,
             hidden_size=hidden_size,
-            num_layers=decoder_layers,
+            num_layers=num_layers,
             cell=cell,
         )
         self.decoder = decoder(
@@ -146,17 +170,22 @@ class RNNSeq2Seq(Seq2SeqModel):
             cell=cell,
             embedding_size=embedding_size,
             hidden_size=hidden_size,
-            num_layers=decoder_layers,
+            num_layers=num_layers,
             dropout=dropout,
         )
+
+    def _add_output(self, tgt_vocab_size: int, tie: bool, dropout: float) -> None:
+        """The vocabulary projection (tied to the target embeddings with `tie_output`), and the
+        dropout on embeddings."""
         self.output_layer = nn.Linear(self.decoder.output_size, tgt_vocab_size)
-        if tie_embeddings:
-            tie_weights(self.output_layer, self.tgt_embed)
+        if tie:
+            tie_output_weights(self.output_layer, self.tgt_embed)
         self.embedding_dropout = nn.Dropout(dropout)
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> RNNEncoding:
         cpu_lengths = src_lengths.cpu()  # packing needs them on the CPU anyway
-        _check_source(src, cpu_lengths)
+        check_source(src, cpu_lengths)
+        check_source_lengths(src, cpu_lengths)
         values, final = self.encoder(self.embedding_dropout(self.src_embed(src)), cpu_lengths)
         memory = EncoderMemory(
             values=values,
@@ -190,10 +219,7 @@ class RNNSeq2Seq(Seq2SeqModel):
     def forward(
         self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, return_attention: bool = False
     ) -> ModelOutput:
-        if tgt_in.dim() != 2 or tgt_in.size(0) != src.size(0):
-            raise ValueError(
-                f"tgt_in must be (B, T) with B = {src.size(0)} like src, got {tuple(tgt_in.shape)}"
-            )
+        check_target(src, tgt_in)
         state = self.init_state(self.encode(src, src_lengths))
         embedded = self.embedding_dropout(self.tgt_embed(tgt_in))  # (B, T, E)
         features, attended = self.decoder(embedded, state)
@@ -204,16 +230,3 @@ class RNNSeq2Seq(Seq2SeqModel):
         has_centers = attended[0].center is not None
         centers = torch.cat([a.center for a in attended], dim=1) if has_centers else None
         return ModelOutput(logits=logits, attention=weights, attention_centers=centers)
-
-
-def _check_source(src: Tensor, src_lengths: Tensor) -> None:
-    if src.dim() != 2 or src_lengths.shape != (src.size(0),):
-        raise ValueError(
-            f"expected src (B, S) and src_lengths (B,), got {tuple(src.shape)} and "
-            f"{tuple(src_lengths.shape)}"
-        )
-    shortest, longest = int(src_lengths.min()), int(src_lengths.max())
-    if not 1 <= shortest <= longest <= src.size(1):
-        raise ValueError(
-            f"src_lengths must lie in [1, S = {src.size(1)}], got min {shortest} and max {longest}"
-        )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from seq2seq.models.attention.base import AttentionOutput, EncoderMemory
-from seq2seq.models.attention.content import BahdanauAttention
+from seq2seq.models.rnn.attention.base import AttentionOutput, EncoderMemory
+from seq2seq.models.rnn.attention.content import BahdanauAttention
 
 
 class BahdanauCoverageAttention(BahdanauAttention):
