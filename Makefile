@@ -65,7 +65,7 @@ lint: $(STAMP)  ## ruff check and format check
 bench: $(STAMP)  ## speed benchmark on Multi30k: writes bench/results.json and bench/results.md
 	$(PY) -m seq2seq.bench $(DATA_ARG) $(ARGS)
 
-bench-startup: $(STAMP)  ## start-up times of train --help and translate (< 1 min): writes bench/startup.md
+bench-startup: $(STAMP)  ## start-up times of train --help and translate: writes bench/startup.md
 	$(PY) -m seq2seq.bench startup $(ARGS)
 
 compare: $(STAMP)  ## short attention comparison on a toy task: sweep + comparison report
