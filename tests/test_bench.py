@@ -18,6 +18,7 @@ from seq2seq.bench.models import (
     load_model,
     reference_models,
 )
+from seq2seq.config import validate_config
 from seq2seq.pipeline import build_model
 
 # toy copy data and a one-layer Transformer: the whole bench of one model in a few seconds
@@ -115,6 +116,13 @@ def test_the_reference_models_are_the_files_of_configs_bench_with_issue_20s_goal
         "rnn_luong_local_p": "rnn_luong",
         "transformer": "transformer",
     }
+
+
+@pytest.mark.parametrize("name", REFERENCE_NAMES)
+def test_each_reference_model_is_a_valid_train_config(name):
+    cfg = compose_train_config(reference_models()[name], [], updates=300)
+    validate_config(cfg)  # as bench_model checks it before training
+    assert cfg.data.name == "multi30k" and cfg.trainer.max_updates == 300
 
 
 def test_a_new_file_is_a_new_reference_model(tmp_path, monkeypatch):
