@@ -54,7 +54,8 @@ def test_startup_times_each_command_and_writes_its_report(trained_run: Path, tmp
     imported = {row["module"] for row in results["importtime"]["from_seq2seq"]}
     assert "torch" in imported and "sacrebleu" not in imported  # translating scores nothing
     table = (tmp_path / "startup.md").read_text()
-    assert "| translate, first sentence |" in table and "< 1.5 s: " in table
+    assert "| translate, first sentence |" in table and "first line < 1.5 s: " in table
+    assert "exit < 1.5 s: " in table  # train --help: until it has exited
     assert str(trained_run) in table
 
 
