@@ -13,10 +13,10 @@ DATA_HOME ?= data
 NPROC ?= 2
 ARGS ?=
 
-.PHONY: help install train data clean-data test test-slow lint bench compare train-ddp clean
+.PHONY: help install train data clean-data test test-slow lint bench bench-startup compare train-ddp clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -64,6 +64,9 @@ lint: $(STAMP)  ## ruff check and format check
 
 bench: $(STAMP)  ## speed benchmark on Multi30k: writes bench/results.json and bench/results.md
 	$(PY) -m seq2seq.bench $(DATA_ARG) $(ARGS)
+
+bench-startup: $(STAMP)  ## start-up times of train --help and translate: writes bench/startup.md
+	$(PY) -m seq2seq.bench startup $(ARGS)
 
 compare: $(STAMP)  ## short attention comparison on a toy task: sweep + comparison report
 	rm -rf runs/compare_smoke  # stale event files would show twice in TensorBoard

@@ -11,7 +11,8 @@
 #    on test2016 with that checkpoint);
 # 2. `make bench` here with the same models and UPDATES (~8 minutes for all four at 300 on 2
 #    quiet cores);
-# 3. <out>/vs_joeynmt.md: both side by side, the ratios against the speed targets and the BLEU
+# 3. <out>/vs_joeynmt.md: both side by side, the ratios against each model's speed goals
+#    (configs/bench/<model>.yaml, which also names its JoeyNMT peer) and the BLEU
 #    of each after the same number of updates (bench/ for 300, else bench/updates<N>/, and
 #    <that>/seed<S>/ for SEED=S), with JoeyNMT's result files copied to <out>/joeynmt/.
 #
@@ -26,7 +27,8 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 JOEY=${JOEYNMT_BENCH:-$REPO/../shared/bench/joeynmt}
 JOEY=$(cd "$JOEY" && pwd)
 UPDATES=${UPDATES:-300}
-MODELS=${MODELS:-rnn_bahdanau,rnn_luong_general,rnn_luong_local_p,transformer}
+# default: every reference model, one file each in configs/bench/
+MODELS=${MODELS:-$(cd "$REPO/configs/bench" && ls -- *.yaml | sed 's/\.yaml$//' | paste -sd, -)}
 SEED=${SEED:-}
 export RESULTS=${RESULTS:-/tmp/joeynmt-bench-$UPDATES${SEED:+-seed$SEED}}
 OUT=$REPO/bench
@@ -38,8 +40,12 @@ LOAD="$OUT/loadavg.txt"
 : > "$LOAD"
 stamp() { echo "== $1 $(date -Is) load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOAD"; }
 
-# our model -> JoeyNMT's (it has no local attention: local-p meets its global Luong model)
-peer() { case $1 in rnn_luong_*) echo rnn_luong ;; *) echo "$1" ;; esac; }
+# our model -> JoeyNMT's: the `joeynmt:` line of its configs/bench/<model>.yaml
+peer() {
+    local file="$REPO/configs/bench/$1.yaml"
+    [ -f "$file" ] || { echo "no reference model $1: no $file" >&2; exit 2; }
+    sed -n 's/^joeynmt: *\([A-Za-z0-9_]*\).*/\1/p' "$file"
+}
 
 stamp "start"
 [ -x "$PY" ] || bash "$JOEY/setup.sh"

@@ -90,11 +90,13 @@ def run_directory(path: str | Path) -> Path:
     return file.parent.parent if file.parent.name == CHECKPOINT_DIR else file.parent
 
 
-def load_checkpoint(path: str | Path, prefer: str = LAST) -> dict[str, Any]:
-    """Load a checkpoint onto the CPU, failing with the file's name if it is not a valid one."""
+def load_checkpoint(path: str | Path, prefer: str = LAST, mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint onto the CPU, failing with the file's name if it is not a valid one.
+    `mmap`: tensors are read from the file when first used, so inference, which uses the
+    weights alone, does not read the optimizer state that is most of a training checkpoint."""
     file = resolve_checkpoint(path, prefer)
     try:
-        payload = torch.load(file, map_location="cpu", weights_only=False)
+        payload = torch.load(file, map_location="cpu", weights_only=False, mmap=mmap)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
         raise CheckpointError(f"checkpoint {file} is corrupt or unreadable: {err}") from err
     required = {"model", "config", "tokenizer", "progress"}

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import checkpoint as ckpt
 from seq2seq import cli, runtime
 from seq2seq.config import validate_entry_config
+from seq2seq.data.sources import Columns
 from seq2seq.data.test_sets import EvaluationSet, file_set_name, load_split, read_file_pair
 from seq2seq.decoding import SearchSettings
 from seq2seq.evaluation import write_json, write_lines
@@ -60,7 +60,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def _test_set(cfg: DictConfig, data_cfg: DictConfig) -> tuple[str, Dataset]:
+def _test_set(cfg: DictConfig, data_cfg: DictConfig) -> tuple[str, Columns]:
     """(name, pairs) of the test set `cfg` names: its src/ref files, else a data split."""
     if (cfg.src is None) != (cfg.ref is None):
         given, missing = ("src", "ref") if cfg.src is not None else ("ref", "src")

@@ -18,10 +18,10 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sacrebleu.metrics import BLEU, CHRF
-from sacrebleu.metrics.base import Metric
+if TYPE_CHECKING:
+    from sacrebleu.metrics.base import Metric
 
 _MAX_EXPONENT = 700.0  # math.exp overflows a float a little above 709
 
@@ -35,11 +35,17 @@ class CorpusScore:
 
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> CorpusScore:
     """Corpus BLEU of detokenised hypotheses against raw references (13a, mixed case)."""
+    # imported when a score is asked for: translating needs none of sacreBLEU and what it
+    # imports (lxml, tabulate, portalocker, ...)
+    from sacrebleu.metrics import BLEU
+
     return _corpus_score(BLEU(), hypotheses, references)
 
 
 def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> CorpusScore:
     """Corpus chrF2 (character 6-grams, beta 2) of detokenised hypotheses against references."""
+    from sacrebleu.metrics import CHRF
+
     return _corpus_score(CHRF(), hypotheses, references)
 
 

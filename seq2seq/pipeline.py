@@ -56,7 +56,7 @@ def load_trained(
 ) -> tuple[Seq2SeqModel, Tokenizer, DictConfig]:
     """A model in eval mode, its tokenizer and its training config, from a checkpoint file or a
     run directory (whose best checkpoint is preferred)."""
-    payload = ckpt.load_checkpoint(checkpoint, prefer=ckpt.BEST)
+    payload = ckpt.load_checkpoint(checkpoint, prefer=ckpt.BEST, mmap=True)
     cfg = OmegaConf.create(payload["config"])
     tokenizer = Tokenizer.from_bytes(payload["tokenizer"])
     model = build_model(cfg.model, tokenizer)

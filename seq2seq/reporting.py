@@ -8,6 +8,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq.bench.machine import machine
 from seq2seq.evaluation import write_json, write_lines
 
 
@@ -77,6 +78,4 @@ def write_run_metrics(  # noqa: PLR0913
 def _machine() -> dict[str, Any]:
     """CPU, torch and the date at the end of the run, as the benchmark records them (less its
     load average, which it takes at the start of a measurement: here it would be the end)."""
-    from seq2seq.bench import machine  # at call time: bench imports the training stack
-
     return {key: value for key, value in machine().items() if key != "load_average_start"}

@@ -18,6 +18,13 @@ def test_inference_imports_no_corpus_reader(module):
     assert out.stdout.strip() == "False"
 
 
+def test_translating_imports_no_scorer():
+    """sacreBLEU (and its lxml, tabulate, portalocker) is imported when a score is asked for."""
+    probe = "import sys, seq2seq.translate; print('sacrebleu' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_lazy_data_exports_resolve():
     import seq2seq.data as data
 

@@ -59,9 +59,11 @@ def fetch(url: str, cache_dir: Path, timeout: float = 60.0) -> Path:
     target = Path(cache_dir) / DOWNLOADS / f"{digest}-{url.rsplit('/', 1)[-1]}"
     if target.exists():
         return target
-    log.info("downloading %s...", url)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
+            # said once the server has the file, not for a probe of a name it lacks (a source
+            # tries `<file>.gz` before `<file>`)
+            log.info("downloading %s...", url)
             payload = response.read()
     except urllib.error.HTTPError as error:
         if error.code == 404:

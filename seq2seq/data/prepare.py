@@ -41,12 +41,17 @@ def prepare_data(
     source = instantiate(data_cfg.source, _partial_=True)()
     # one folder per data set, so runs on the same data share its downloads and tokenizers
     home = Path(cache_dir) / data_cfg.name
+    # said as each step starts: a first run reads or downloads the corpus and trains the
+    # tokenizer (seconds to minutes) before anything else is printed
+    names = (data_cfg.name, data_cfg.src_lang, data_cfg.tgt_lang)
+    log.info("loading %s %s-%s (its downloads and tokenizers: %s)...", *names, home)
     raw = source.load(home)
     _check_splits(raw)
     if tokenizer is None:
         trainer = instantiate(tokenizer_cfg, _partial_=True)()
         languages = (data_cfg.src_lang, data_cfg.tgt_lang)
         tokenizer = trainer.fit(raw["train"]["source"], raw["train"]["target"], home, languages)
+    log.info("encoding %s pairs into batches...", f"{sum(len(split) for split in raw.values()):,}")
     return PreparedData(
         raw,
         tokenizer,

@@ -13,14 +13,17 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
-
-import datasets
-from datasets import Dataset, DatasetDict
+from typing import TYPE_CHECKING, Protocol
 
 from seq2seq.data.files import RemoteFileMissing, fetch, is_url, read_lines
 from seq2seq.paths import HUB
+
+# The Hugging Face `datasets` library (most of a second to import) is imported where a Dataset
+# is made: reading a test set from files (seq2seq.evaluate) needs none of it.
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,20 @@ class DataSource(Protocol):
     def load(self, cache_dir: Path) -> DatasetDict: ...
 
 
+@dataclass(frozen=True)
+class Columns:
+    """Line-aligned sentences as read from a pair of files: `target[i]` translates `source[i]`."""
+
+    source: list[str]
+    target: list[str]
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
 def pairs(sources: Sequence[str], targets: Sequence[str]) -> Dataset:
+    from datasets import Dataset
+
     return Dataset.from_dict({"source": list(sources), "target": list(targets)})
 
 
@@ -94,21 +110,32 @@ class ParallelTextSource:
                 check_language(lang, key, list(languages), self.root)
 
     def load(self, cache_dir: Path) -> DatasetDict:
+        from datasets import DatasetDict
+
         return DatasetDict({split: self.load_split(split, cache_dir) for split in self.splits})
 
     def load_split(self, split: str, cache_dir: Path) -> Dataset:
-        """One split, by our name (train, validation, test) or by its file prefix, e.g.
-        Multi30k's test_2017_flickr: another test set of the data set, for evaluation."""
-        if not is_url(self.root) and not Path(self.root).is_dir():
-            raise FileNotFoundError(f"data.root: {self.root} is not a folder")
-        prefix = self.splits.get(split, split)
-        src_path = self._locate(prefix, self.src_lang, cache_dir)
-        tgt_path = self._locate(prefix, self.tgt_lang, cache_dir)
-        loaded = read_aligned(src_path, tgt_path)
+        """One split as a Dataset, by our name (train, validation, test); training pairs with
+        an empty side dropped."""
+        src_path, tgt_path = self._split_files(split, cache_dir)
+        columns = read_aligned(src_path, tgt_path)
+        loaded = pairs(columns.source, columns.target)
         if split != "train":
             return loaded
         where = f"{src_path.name}/{tgt_path.name}"
         return drop_empty_pairs(loaded, lambda row: f"line {row + 1} of {where}")
+
+    def read_split(self, split: str, cache_dir: Path) -> Columns:
+        """Every pair of one split, by our name or by its file prefix, e.g. Multi30k's
+        test_2017_flickr: another test set of the data set, for evaluation."""
+        return read_aligned(*self._split_files(split, cache_dir))
+
+    def _split_files(self, split: str, cache_dir: Path) -> tuple[Path, Path]:
+        if not is_url(self.root) and not Path(self.root).is_dir():
+            raise FileNotFoundError(f"data.root: {self.root} is not a folder")
+        prefix = self.splits.get(split, split)
+        src_path = self._locate(prefix, self.src_lang, cache_dir)
+        return src_path, self._locate(prefix, self.tgt_lang, cache_dir)
 
     def _locate(self, prefix: str, lang: str, cache_dir: Path) -> Path:
         names = [f"{prefix}.{lang}.gz", f"{prefix}.{lang}"]
@@ -143,14 +170,14 @@ class ParallelTextSource:
         raise FileNotFoundError(f"no such file: tried {', '.join(urls)} (see data.root)")
 
 
-def read_aligned(src_path: Path, tgt_path: Path) -> Dataset:
+def read_aligned(src_path: Path, tgt_path: Path) -> Columns:
     sources, targets = read_lines(src_path), read_lines(tgt_path)
     if len(sources) != len(targets):
         raise ValueError(
             f"parallel files differ in length: {src_path} has {len(sources)} lines but "
             f"{tgt_path} has {len(targets)}; line i of one must translate line i of the other"
         )
-    return pairs(sources, targets)
+    return Columns(sources, targets)
 
 
 class HubTranslationSource:
@@ -192,6 +219,8 @@ class HubTranslationSource:
             )
 
     def load(self, cache_dir: Path) -> DatasetDict:
+        from datasets import DatasetDict
+
         available = self._load_dataset(Path(cache_dir))
         if self.splits["train"] not in available:
             raise ValueError(
@@ -210,6 +239,8 @@ class HubTranslationSource:
         return DatasetDict(loaded)
 
     def _load_dataset(self, cache_dir: Path) -> DatasetDict:
+        import datasets
+
         try:
             return datasets.load_dataset(
                 self.path, self.name, revision=self.revision, cache_dir=str(cache_dir / HUB)
@@ -227,8 +258,10 @@ class HubTranslationSource:
                 f"{self.path} has no column {self.column!r} (columns: "
                 f"{', '.join(split.column_names)}); see data.source.column"
             )
+        from datasets import Translation
+
         feature = split.features[self.column]
-        if isinstance(feature, datasets.Translation):
+        if isinstance(feature, Translation):
             languages = feature.languages
         elif isinstance(feature, dict):
             languages = list(feature)
@@ -267,6 +300,8 @@ class _LocalFileSource:
         self.files = check_split_names(files, "data.source.files")
 
     def load(self, cache_dir: Path) -> DatasetDict:
+        from datasets import DatasetDict
+
         loaded = {}
         for split, name in self.files.items():
             path = self.root / name

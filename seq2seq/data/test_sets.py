@@ -12,33 +12,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from datasets import Dataset
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seq2seq.data.batch import Batch
 from seq2seq.data.batching import collate, encode_texts, pack, sorted_order
-from seq2seq.data.sources import SPLITS, read_aligned
+from seq2seq.data.sources import SPLITS, Columns, read_aligned
 from seq2seq.data.tokenizer import Tokenizer
 
 
-def load_split(data_cfg: DictConfig, split: str, cache_dir: Path) -> Dataset:
-    """`split` of the data set `data_cfg` describes (a trained model's `data` config)."""
+def load_split(data_cfg: DictConfig, split: str, cache_dir: Path) -> Columns:
+    """`split` of the data set `data_cfg` describes (a trained model's `data` config). A data
+    set of line-aligned files is read as files (no `datasets` import); training pairs are
+    those training kept (no empty side)."""
     # _partial_ then call: the constructor's ValueError reaches the user as is
     source = instantiate(data_cfg.source, _partial_=True)()
-    if split in SPLITS:
-        return source.load(Path(cache_dir))[split]
-    if not hasattr(source, "load_split"):
+    if hasattr(source, "read_split") and split != "train":
+        return source.read_split(split, Path(cache_dir))
+    if split not in SPLITS:
         raise ValueError(
             f"data.split={split!r}: the {data_cfg.name} data set has the splits "
             f"{', '.join(SPLITS)} only; to score other files, give src=<file> ref=<file>"
         )
-    return source.load_split(split, Path(cache_dir))
+    loaded = source.load(Path(cache_dir))[split]
+    return Columns(list(loaded["source"]), list(loaded["target"]))
 
 
 def read_file_pair(
     src: str | Path, ref: str | Path, *, src_lang: str, tgt_lang: str, languages: Sequence[str]
-) -> Dataset:
+) -> Columns:
     """Line-aligned source and reference files. A file whose name ends in a language code of
     `languages` (`test.de`, `test.en.gz`) must be in the language of its side."""
     paths = {"src": Path(src), "ref": Path(ref)}
@@ -77,9 +79,9 @@ class EvaluationSet:
     longest first, at most `max_tokens` per batch. It answers the `PreparedData` calls a
     `Validator` makes (`batches`, `sources`, `references`, `tokenizer`) for its own name."""
 
-    def __init__(self, name: str, pairs: Dataset, tokenizer: Tokenizer, max_tokens: int) -> None:
+    def __init__(self, name: str, pairs: Columns, tokenizer: Tokenizer, max_tokens: int) -> None:
         self.name, self.tokenizer = name, tokenizer
-        self._sources, self._references = list(pairs["source"]), list(pairs["target"])
+        self._sources, self._references = pairs.source, pairs.target
         source = encode_texts(tokenizer.encode_sources, self._sources)
         target = encode_texts(tokenizer.encode_targets, self._references)
         src_lengths, tgt_lengths = source.lengths + 1, target.lengths + 1  # EOS; BOS

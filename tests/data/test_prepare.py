@@ -71,6 +71,17 @@ def test_cli_language_overrides_reach_the_prepared_data(
     assert "dropped 0 of 2000 training pairs longer than data.max_length=100" in caplog.text
 
 
+def test_each_set_up_step_says_what_it_does_as_it_starts(compose, tmp_path, caplog) -> None:
+    """A first run on a corpus is silent for seconds to minutes without these lines."""
+    cfg = compose("data=toy_copy", "data.source.train_size=50", f"cache_dir={tmp_path}")
+    with caplog.at_level(logging.INFO, logger="seq2seq.data"):
+        prepare_data(cfg.data, cfg.tokenizer, cfg.cache_dir, cfg.seed)
+    said = [record.getMessage() for record in caplog.records]
+    starts = ("loading toy_copy src-tgt", "training joint sentencepiece", "encoding 1,050 pairs")
+    order = [next(i for i, line in enumerate(said) if line.startswith(s)) for s in starts]
+    assert order == sorted(order) and order[-1] < len(said) - 1  # encoding: before its result
+
+
 def test_a_given_tokenizer_is_used_instead_of_training_one(
     small_cfg, small_data: PreparedData, tmp_path: Path
 ) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,6 +60,27 @@ def test_a_pair_of_files_scores_as_the_same_split(test_split, trained_run: Path,
     assert hyps == (split_dir / "test.hyp").read_text()
 
 
+def test_scoring_files_imports_no_corpus_library(trained_run: Path, tmp_path: Path):
+    """Reading line-aligned files needs none of Hugging Face `datasets` (most of a second to
+    import): `python -m seq2seq.evaluate src=... ref=...` in a process of its own."""
+    src = write(tmp_path / "few.src", ["a b c", "d e"])
+    ref = write(tmp_path / "few.tgt", ["a b c", "d e"])
+    argv = [f"checkpoint={trained_run}", f"src={src}", f"ref={ref}", f"output_dir={tmp_path}"]
+    probe = (
+        "import runpy, sys; sys.argv = ['evaluate', *sys.argv[1:]]; "
+        "runpy.run_module('seq2seq.evaluate', run_name='__main__'); "
+        "print('datasets' in sys.modules, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *argv, "search=greedy", "progress=false"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stderr.strip().splitlines()[-1] == "False"
+    assert json.loads(done.stdout)["sentences"] == 2
+
+
 def test_a_subset_of_lines_is_scored_alone(test_split, trained_run: Path, tmp_path: Path):
     _, split_dir = test_split
     sources = (split_dir / "test.src").read_text().splitlines()[:7]
@@ -105,9 +128,10 @@ def test_file_data_sets_load_another_split_by_its_file_prefix(tmp_path: Path):
             write(tmp_path / f"{prefix}.{lang}.gz", [f"{lang} {i}" for i in range(count)])
     data_cfg = compose_config("train", f"data.root={tmp_path}").data
     pairs = load_split(data_cfg, "test_2017", tmp_path / "cache")
-    assert pairs["source"] == ["de 0", "de 1", "de 2"]
-    assert pairs["target"] == ["en 0", "en 1", "en 2"]
-    assert load_split(data_cfg, "test", tmp_path / "cache")["source"] == ["de 0", "de 1"]
+    assert pairs.source == ["de 0", "de 1", "de 2"]
+    assert pairs.target == ["en 0", "en 1", "en 2"]
+    assert load_split(data_cfg, "test", tmp_path / "cache").source == ["de 0", "de 1"]
+    assert load_split(data_cfg, "train", tmp_path / "cache").target == [f"en {i}" for i in range(5)]
     with pytest.raises(FileNotFoundError, match=r"split prefix 'test_2099'.*test_2099\.de\.gz"):
         load_split(data_cfg, "test_2099", tmp_path / "cache")
 
@@ -118,7 +142,7 @@ def test_multi30k_files_read_in_the_model_order_and_refuse_the_other():
         missing_data(f"Multi30k is not at {MULTI30K}")
     pair = {"src_lang": "de", "tgt_lang": "en", "languages": ["de", "en", "fr", "cs"]}
     pairs = read_file_pair(f"{test}.de.gz", f"{test}.en.gz", **pair)
-    assert len(pairs) == 1000 and pairs[0]["source"].startswith("Ein Mann")
+    assert len(pairs) == 1000 and pairs.source[0].startswith("Ein Mann")
     with pytest.raises(ValueError, match=r"test_2016_flickr\.en\.gz: .* 'en'.*swapped"):
         read_file_pair(f"{test}.en.gz", f"{test}.de.gz", **pair)
     with pytest.raises(ValueError, match=r"src=.*\.fr\.gz: .* 'fr', .* src must be 'de'$"):
