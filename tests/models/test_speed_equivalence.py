@@ -322,3 +322,41 @@ def counting(function, calls: list):
 
     return counted
 
+
+# ------------------------------------------------------ training scores real positions only
+
+
+@pytest.mark.parametrize(
+    "model_overrides", [TINY_RNN, TINY_TRANSFORMER], ids=["rnn", "transformer"]
+)
+def test_loss_over_scored_positions_equals_the_loss_over_padded_logits(model_overrides):
+    """The trainer asks for logits at the real target positions only (`positions`); its loss
+    and gradients are those of all (B, T) logits with the padding ignored, label smoothing
+    included."""
+    model = build(*model_overrides).train()
+    src, lengths = source([5, 3, 4])
+    tgt_out, _ = source([6, 2, 4], seed=2)  # padded targets, as in real batches
+    tgt_in = torch.cat([torch.full((3, 1), BOS), tgt_out[:, :-1]], dim=1)
+    scored = tgt_out != PAD
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_and_grads(positions):
+        torch.manual_seed(5)  # the same dropout masks
+        logits = model(src, lengths, tgt_in, positions=positions).logits
+        if positions is None:
+            logits, targets = logits.flatten(0, 1), tgt_out.flatten()
+        else:
+            assert logits.shape == (int(scored.sum()), VOCAB)
+            targets = tgt_out[scored]
+        loss = torch.nn.functional.cross_entropy(
+            logits, targets, ignore_index=PAD, label_smoothing=0.1, reduction="sum"
+        )
+        return loss, torch.autograd.grad(loss, parameters, allow_unused=True)
+
+    reference_loss, reference_grads = loss_and_grads(None)
+    fast_loss, fast_grads = loss_and_grads(scored)
+    torch.testing.assert_close(fast_loss, reference_loss, atol=1e-5, rtol=1e-5)
+    for f, r in zip(fast_grads, reference_grads, strict=True):
+        assert (f is None) == (r is None)
+        if f is not None:
+            torch.testing.assert_close(f, r, atol=1e-5, rtol=1e-4)
