@@ -74,13 +74,33 @@ compare: $(STAMP)  ## short attention comparison on a toy task: sweep + comparis
 # continues its unfinished runs and skips its finished ones (trainer.resume=auto).
 STUDY_DIR ?= runs/study
 STUDY_CURVE_DIR ?= runs/study_curve
-# runs of the study: every configs/variant file × the two seeds of attention_study.yaml
-STUDY_RUNS = $(shell echo $$(( $(words $(wildcard configs/variant/*.yaml)) * 2 )))
-.PHONY: study study-curve
+ABLATION_DIR ?= runs/ablations
+# the RNN variant(s) the ablations change besides the Transformer: the study's best RNN
+ABLATION_VARIANTS ?= bahdanau,transformer
+# where `make study` also writes the results page (and its figures into its img/results/)
+RESULTS ?= docs/results.md
+# runs of the study: every configs/model/attention file and the Transformer × the two seeds of
+# attention_study.yaml (seq2seq/variants.py)
+STUDY_RUNS = $(shell echo $$(( ($(words $(wildcard configs/model/attention/*.yaml)) + 1) * 2 )))
+# STUDY_JOBS=2: that many runs at once (Hydra's joblib launcher), one torch thread each;
+# 1 (the default): one run at a time with trainer.num_threads' two threads
+STUDY_JOBS ?= 1
+STUDY_LAUNCH = $(if $(filter-out 1,$(STUDY_JOBS)),hydra/launcher=joblib hydra.launcher.n_jobs=$(STUDY_JOBS) trainer.num_threads=1)
+.PHONY: study study-curve ablations
 
 study: $(STAMP)  ## the attention study (hours): all variants × 2 seeds on Multi30k, resumable; then the report
-	$(PY) -m seq2seq.train -m experiment=attention_study hydra.sweep.dir=$(STUDY_DIR) trainer.resume=auto $(DATA_ARG) $(ARGS)
-	$(PY) -m seq2seq.compare $(STUDY_DIR)
+	$(PY) -m seq2seq.train -m experiment=attention_study hydra.sweep.dir=$(STUDY_DIR) trainer.resume=auto $(STUDY_LAUNCH) $(DATA_ARG) $(ARGS)
+	$(PY) -m seq2seq.compare $(STUDY_DIR) --results $(RESULTS) $(if $(wildcard $(ABLATION_DIR)/multirun.yaml),--ablations $(ABLATION_DIR)) $(if $(wildcard $(STUDY_CURVE_DIR)/multirun.yaml),--curve $(STUDY_CURVE_DIR))
+
+ablations: $(STAMP)  ## one-change ablations of the study's recipe (hours), resumable; each run's last-5 average scored
+	$(PY) -m seq2seq.train -m experiment=attention_ablation variant=$(ABLATION_VARIANTS) hydra.sweep.dir=$(ABLATION_DIR) trainer.resume=auto $(STUDY_LAUNCH) $(DATA_ARG) $(ARGS)
+	$(PY) -m seq2seq.train -m experiment=attention_ablation_small variant=$(ABLATION_VARIANTS) hydra.sweep.dir=$(ABLATION_DIR)/small trainer.resume=auto $(STUDY_LAUNCH) $(DATA_ARG) $(ARGS)
+	set -e; for run in $$(dirname $(ABLATION_DIR)/*/metrics.json $(ABLATION_DIR)/small/*/metrics.json); do \
+	  test -e $$run/eval/test.beam5.average_last5/metrics.json && continue; \
+	  $(PY) -m seq2seq.average $$run --last 5; \
+	  $(PY) -m seq2seq.evaluate checkpoint=$$run/checkpoints/average_last5.pt search.beam_size=5 progress=false; \
+	done
+	$(PY) -m seq2seq.compare $(ABLATION_DIR)
 
 study-curve: $(STAMP)  ## learning curves of the default RNN and the Transformer; prints the study's budget
 	$(PY) -m seq2seq.train -m experiment=attention_study_curve hydra.sweep.dir=$(STUDY_CURVE_DIR) trainer.resume=auto $(DATA_ARG) $(ARGS)

@@ -6,15 +6,23 @@ Reads the `metrics.json` of every training run under the directory (e.g. the swe
   and their number n, best first; then one row per run. It is also printed.
 - `comparison.csv`: the per-variant rows (`<metric>_mean`, `<metric>_std`, n, note).
 - `runs.csv`: the per-run rows.
-- `comparison.png`: validation BLEU against training time, one colour per variant.
-- `attention_grid.png`: one validation sentence's attention for each variant, side by side
-  (from each variant's first run that has an `attention.json`); with `--alignment <set>`, one
-  pair of that gold set instead, with its gold links drawn on (from `python -m seq2seq.align`).
+- `comparison.png`: validation BLEU against updates and against training time, one colour per
+  variant.
+- `attention_grid.png`: the same validation sentences' attention (`--sentences`, default the
+  first three) for each variant, one row per variant (from its first run that has an
+  `attention.json`); with `--alignment <set>`, pairs of that gold set instead, with their gold
+  links drawn on (from `python -m seq2seq.align`).
+With `--results PAGE` it also writes the study's results page (`seq2seq/results.py`).
 
-Besides BLEU, each run shows its attention: the AER of its `python -m seq2seq.align` result
-(`<run>/eval/align.<set>/metrics.json`, when one was computed; the gold set of the run's
-language pair) and the attention diagnostics `attn_*` (`seq2seq/diagnostics.py`) of the
-validation whose checkpoint was tested.
+Runs are grouped by the name of their directory less `_seed<seed>` (a sweep's subdir: the
+variant, or `<variant>_<ablation>` in an ablation sweep), else by their variant.
+
+The column "last-N average" is the test BLEU of the average of the run's last N checkpoints
+(`python -m seq2seq.average <run> --last N`, then `python -m seq2seq.evaluate` on it, as
+`make ablations` does). Besides BLEU, each run shows its attention: the AER of its
+`python -m seq2seq.align` result (`<run>/eval/align.<set>/metrics.json`, when one was
+computed; the gold set of the run's language pair) and the attention diagnostics `attn_*`
+(`seq2seq/diagnostics.py`) of the validation whose checkpoint was tested.
 
 Seed noise: variants are ranked by mean test BLEU (beam search when every run has it, else
 greedy). A variant whose mean lies within one standard deviation of the best one's (the larger
@@ -46,6 +54,7 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("best_validation_bleu", "best val BLEU", "{:.2f}"),
     ("test_bleu_greedy", "test BLEU greedy", "{:.2f}"),
     ("test_bleu_beam", "test BLEU beam", "{:.2f}"),
+    ("averaged_test_bleu_beam", "test BLEU beam, last-N average", "{:.2f}"),
     ("test_chrf_greedy", "test chrF greedy", "{:.2f}"),
     ("test_chrf_beam", "test chrF beam", "{:.2f}"),
     ("greedy_sentences_per_second", "greedy sent/s", "{:.1f}"),
@@ -77,6 +86,14 @@ class Run:
     def seed(self) -> int:
         return int(self.metrics["seed"])
 
+    @property
+    def name(self) -> str:
+        """What the report groups the run under: its directory's name without `_seed<seed>`
+        (a sweep's subdir, e.g. `bahdanau_seed1` or an ablation's `rnn_dropout0.1_seed1`),
+        else its variant."""
+        stem, _, seed = self.path.name.rpartition("_seed")
+        return stem if stem and seed == str(self.seed) else self.variant
+
     def row(self) -> dict[str, float]:
         """The numbers of the report, NaN where the run has none (e.g. no beam search)."""
         m, train = self.metrics, self.metrics["train"]
@@ -89,6 +106,7 @@ class Run:
             "best_validation_bleu": max(bleus, default=math.nan),
             "test_bleu_greedy": greedy.get("bleu", math.nan),
             "test_bleu_beam": beam.get("bleu", math.nan),
+            "averaged_test_bleu_beam": self.averaged_bleu(),
             "test_chrf_greedy": greedy.get("chrf", math.nan),
             "test_chrf_beam": beam.get("chrf", math.nan),
             "greedy_sentences_per_second": greedy.get("sentences_per_second", math.nan),
@@ -103,6 +121,12 @@ class Run:
         best = self.metrics["train"].get("best_update")
         tested = [v for v in validations if v.get("update") == best]
         return (tested or validations or [{}])[-1]
+
+    def averaged_bleu(self) -> float:
+        """Test BLEU (beam search) of the average of the run's last N checkpoints, scored by
+        `python -m seq2seq.evaluate` (`make ablations` does both); NaN if never scored."""
+        found = sorted(self.path.glob("eval/test.beam*.average_last*/metrics.json"))
+        return json.loads(found[0].read_text())["bleu"] if found else math.nan
 
     def aer(self) -> float:
         """The model's AER from `python -m seq2seq.align` on this run, NaN if not run."""
@@ -144,14 +168,14 @@ def load_runs(sweep_dir: Path) -> list[Run]:
             "`python -m seq2seq.train -m experiment=compare_attention` (hydra.sweep.dir) once "
             "its runs have finished"
         )
-    return sorted(runs, key=lambda run: (run.variant, run.seed, str(run.path)))
+    return sorted(runs, key=lambda run: (run.name, run.seed, str(run.path)))
 
 
 def summarise(runs: Sequence[Run]) -> list[VariantSummary]:
     """One summary per variant, best mean headline test BLEU first, with noise notes."""
     by_variant: dict[str, list[Run]] = {}
     for run in runs:
-        by_variant.setdefault(run.variant, []).append(run)
+        by_variant.setdefault(run.name, []).append(run)
     summaries = []
     for variant, group in by_variant.items():
         rows = [run.row() for run in group]
@@ -183,25 +207,44 @@ def _mark_noise(summaries: list[VariantSummary], key: str) -> None:
 
 def markdown_report(summaries: Sequence[VariantSummary], sweep_dir: Path) -> list[str]:
     runs = [run for s in summaries for run in s.runs]
+    return [
+        f"# Comparison of {len(summaries)} variants ({len(runs)} runs) in {sweep_dir}",
+        "",
+        *summary_lines(summaries),
+        "",
+        "## Runs",
+        "",
+        *runs_table(runs, sweep_dir),
+    ]
+
+
+def summary_lines(summaries: Sequence[VariantSummary]) -> list[str]:
+    """How the table reads, the BLEU signature, and one row per variant."""
+    runs = [run for s in summaries for run in s.runs]
     headline = dict((key, title) for key, title, _ in METRICS)[headline_metric(runs)]
     header = ["variant", "n", *(title for _, title, _ in METRICS), "note"]
     lines = [
-        f"# Comparison of {len(summaries)} variants ({len(runs)} runs) in {sweep_dir}",
-        "",
         f"Mean ± sample standard deviation over the n runs (seeds) of each variant, ranked by "
         f'mean {headline}. "{WITHIN_NOISE}": the gap to the best mean is at most '
         "one standard deviation (the larger of the two), so these runs do not separate them.",
+        "",
+        *signature_lines(runs),
         "",
         *_table(header, [_summary_cells(s) for s in summaries]),
     ]
     if all(s.n == 1 for s in summaries):
         lines += ["", "One run per variant: no seed noise is known. Add e.g. `seed=1,2,3`."]
+    return lines
+
+
+def runs_table(runs: Sequence[Run], sweep_dir: Path) -> list[str]:
     header = ["variant", "seed", "run", *(title for _, title, _ in METRICS)]
-    cells = [_run_cells(run, sweep_dir) for run in runs]
-    return [*lines, "", "## Runs", "", *_table(header, cells)]
+    return _table(header, [_run_cells(run, sweep_dir) for run in runs])
 
 
-def write_report(sweep_dir: Path, sentence: int = 0, alignment: str | None = None) -> list[str]:
+def write_report(
+    sweep_dir: Path, sentences: Sequence[int] | None = None, alignment: str | None = None
+) -> list[str]:
     """Write every report file into `sweep_dir`; return the markdown lines."""
     sweep_dir = Path(sweep_dir)
     summaries = summarise(load_runs(sweep_dir))
@@ -210,40 +253,83 @@ def write_report(sweep_dir: Path, sentence: int = 0, alignment: str | None = Non
     _write_csv(sweep_dir / "comparison.csv", _summary_records(summaries))
     runs = [run for s in summaries for run in s.runs]
     _write_csv(sweep_dir / "runs.csv", [_run_record(run, sweep_dir) for run in runs])
-    plots.save(plots.bleu_over_time(_curves(summaries)), sweep_dir / "comparison.png")
-    panels = attention_panels(summaries, sentence, alignment)
-    if panels:
-        plots.save(plots.attention_grid(panels), sweep_dir / "attention_grid.png")
+    plots.save(plots.learning_curves(curves(summaries)), sweep_dir / "comparison.png")
+    rows = attention_panels(summaries, sentences, alignment)
+    if rows:
+        panels = [panel for row in rows for panel in row]
+        grid = plots.attention_grid(panels, columns=len(rows[0]))
+        plots.save(grid, sweep_dir / "attention_grid.png")
     return lines
 
 
+def bleu_signatures(runs: Sequence[Run]) -> dict[str, list[str]]:
+    """Each test search (`greedy`, `beam5`) and the distinct sacreBLEU signatures the runs
+    recorded for its BLEU."""
+    found: dict[str, list[str]] = {}
+    for run in runs:
+        for search, result in run.metrics["test"].items():
+            signature, known = result.get("bleu_signature"), found.setdefault(search, [])
+            if signature and signature not in known:
+                known.append(signature)
+    return found
+
+
+def signature_lines(runs: Sequence[Run]) -> list[str]:
+    """The sacreBLEU signature of the test BLEU, stated once when every run shares it."""
+    found = bleu_signatures(runs)
+    distinct = sorted({signature for signatures in found.values() for signature in signatures})
+    searches = ", ".join(sorted(found))
+    if not distinct:
+        return [f"Test BLEU ({searches}): the runs recorded no sacreBLEU signature."]
+    if len(distinct) == 1:
+        return [f"Test BLEU ({searches}) is sacreBLEU with the signature `{distinct[0]}`."]
+    return [
+        "The runs' test BLEU have different sacreBLEU signatures, so not all compare:",
+        *(f"- {search}: " + ", ".join(f"`{s}`" for s in found[search]) for search in sorted(found)),
+    ]
+
+
 def attention_panels(
-    summaries: Sequence[VariantSummary], sentence: int, alignment: str | None = None
-) -> list[tuple[str, dict]]:
-    """(variant, example `sentence` of attention.json) for each variant that saved one; with
-    `alignment`, example `sentence` of its `seq2seq.align` examples.json, gold links included."""
-    panels = []
+    summaries: Sequence[VariantSummary],
+    sentences: Sequence[int] | None = None,
+    alignment: str | None = None,
+) -> list[list[tuple[str, dict]]]:
+    """One row per variant that saved examples (from its first run by seed that did): the
+    same `sentences` of each one's attention.json (default: the first three every variant
+    saved), or with `alignment`, of its `seq2seq.align` examples.json, gold links included."""
     name = ATTENTION_FILE if alignment is None else f"eval/{ALIGN_PREFIX}{alignment}/examples.json"
+    saved = []
     for summary in summaries:
         for run in sorted(summary.runs, key=lambda r: r.seed):
-            path = run.path / name
-            if not path.exists():
-                continue
-            examples = json.loads(path.read_text())["examples"]
-            if not 0 <= sentence < len(examples):
-                raise ValueError(
-                    f"--sentence {sentence} is out of range: {path} holds {len(examples)} "
-                    "examples (logger.examples in the run's config, examples= of seq2seq.align)"
-                )
-            panels.append((f"{summary.variant} (seed {run.seed})", examples[sentence]))
-            break
-    return panels
+            if (run.path / name).exists():
+                examples = json.loads((run.path / name).read_text())["examples"]
+                saved.append((f"{summary.variant} (seed {run.seed})", run.path / name, examples))
+                break
+    if not saved:
+        return []
+    if sentences is None:
+        sentences = range(min(3, *(len(examples) for _, _, examples in saved)))
+    return [_panel_row(title, path, examples, sentences) for title, path, examples in saved]
 
 
-def _curves(summaries: Sequence[VariantSummary]) -> dict[str, list[list[tuple[float, float]]]]:
+def _panel_row(
+    title: str, path: Path, examples: list[dict], sentences: Sequence[int]
+) -> list[tuple[str, dict]]:
+    for sentence in sentences:
+        if not 0 <= sentence < len(examples):
+            raise ValueError(
+                f"--sentences {sentence} is out of range: {path} holds {len(examples)} "
+                "examples (logger.examples in the run's config, examples= of seq2seq.align)"
+            )
+    return [(f"{title}, sentence {i}", examples[i]) for i in sentences]
+
+
+def curves(summaries: Sequence[VariantSummary]) -> dict[str, list[list[plots.CurvePoint]]]:
+    """Per variant, per run: its validations as (update, training minutes, BLEU)."""
     return {
         s.variant: [
-            [(v["time"] / 60, v["bleu"]) for v in run.metrics["validations"]] for run in s.runs
+            [(v["update"], v["time"] / 60, v["bleu"]) for v in run.metrics["validations"]]
+            for run in s.runs
         ]
         for s in summaries
     }
@@ -257,7 +343,7 @@ def _summary_cells(s: VariantSummary) -> list[str]:
 def _run_cells(run: Run, sweep_dir: Path) -> list[str]:
     row = run.row()
     values = [_format(fmt, row[key]) for key, _, fmt in METRICS]
-    return [run.variant, str(run.seed), _relative(run.path, sweep_dir), *values]
+    return [run.name, str(run.seed), _relative(run.path, sweep_dir), *values]
 
 
 def _summary_records(summaries: Sequence[VariantSummary]) -> list[dict[str, Any]]:
@@ -272,7 +358,7 @@ def _summary_records(summaries: Sequence[VariantSummary]) -> list[dict[str, Any]
 
 def _run_record(run: Run, sweep_dir: Path) -> dict[str, Any]:
     return {
-        "variant": run.variant,
+        "variant": run.name,
         "seed": run.seed,
         "run": _relative(run.path, sweep_dir),
         **run.row(),
@@ -320,7 +406,14 @@ def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path != root else "."
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def _indices(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected indices such as 0,1,2, got {text!r}") from None
+
+
+def _parse(argv: Sequence[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(
         prog="python -m seq2seq.compare",
         description=__doc__,
@@ -328,7 +421,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("sweep_dir", type=Path, help="directory holding the runs' metrics.json")
     parser.add_argument(
-        "--sentence", type=int, default=0, help="which fixed validation sentence the grid shows"
+        "--sentences",
+        type=_indices,
+        default=None,
+        help="which saved validation sentences the attention grid shows, e.g. 0,1,2 "
+        "(default: the first three every variant saved)",
     )
     parser.add_argument(
         "--alignment",
@@ -336,13 +433,38 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="draw the grid from this gold set's pairs (e.g. rwth_de_en), with gold links, "
         "for runs that `python -m seq2seq.align` scored on it",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--results", type=Path, help="also write the results page there (e.g. docs/results.md)"
+    )
+    parser.add_argument(
+        "--ablations", type=Path, help="with --results: an ablation sweep's directory to add"
+    )
+    parser.add_argument(
+        "--curve", type=Path, help="with --results: the budget's learning-curve sweep to add"
+    )
+    return parser, parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser, args = _parse(argv)
+    if (args.ablations or args.curve) and not args.results:
+        parser.exit(2, "error: --ablations and --curve go into the results page: add --results\n")
     try:
-        lines = write_report(args.sweep_dir, args.sentence, args.alignment)
+        if args.results:
+            from seq2seq.results import write_results_page  # it imports this module
+
+            grid = {"sentences": args.sentences, "alignment": args.alignment}
+            sweeps = {"ablation_dir": args.ablations, "curve_dir": args.curve}
+            write_results_page(args.sweep_dir, args.results, **sweeps, **grid)
+            lines = (args.sweep_dir / "comparison.md").read_text().splitlines()
+        else:
+            lines = write_report(args.sweep_dir, args.sentences, args.alignment)
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
     print("\n".join(lines))
     print(f"\nwrote comparison.md, comparison.csv, runs.csv and plots into {args.sweep_dir}")
+    if args.results:
+        print(f"wrote {args.results} (figures in {args.results.parent / 'img' / 'results'})")
 
 
 if __name__ == "__main__":

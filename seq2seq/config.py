@@ -82,7 +82,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ValueError naming every key of a train config whose value is out of range."""
-    problems = check_values(cfg) + _lr_overflow(cfg) + _foreign_scheduler_keys(cfg)
+    problems = check_values(cfg) + _lr_overflow(cfg) + _foreign_keys(cfg, "optim", "scheduler")
     problems += [
         f"{key} must be set (it is ??? in the config), e.g. {key}=<value> on the command line"
         for key in _missing_keys(OmegaConf.to_container(cfg, throw_on_missing=False))
@@ -133,6 +133,26 @@ def check_model_config(model_cfg: DictConfig) -> None:
         raise ValueError(f"invalid model config: {err.__cause__ or err}") from err
 
 
+def _foreign_keys(cfg: DictConfig, *groups: str) -> list[str]:
+    """Keys of a group that its `_target_` does not take: an experiment's setting for one
+    choice of a group (e.g. a warm-up length) meeting another choice from the command line."""
+    problems = []
+    for group in groups:
+        node = cfg.get(group)
+        if node is None or "_target_" not in node:
+            continue
+        parameters = inspect.signature(get_object(node._target_)).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            continue
+        problems += [
+            f"{group}.{key} is not a setting of {node._target_}: drop it with ~{group}.{key} "
+            f"or choose a {group} that takes it"
+            for key in node
+            if not key.startswith("_") and key not in parameters
+        ]
+    return problems
+
+
 def _lr_overflow(cfg: DictConfig) -> list[str]:
     """An lr whose first Adam step, lr / (1 - beta1), overflows float32 (torch would fail
     with "value cannot be converted to type float without overflow")."""
@@ -143,26 +163,6 @@ def _lr_overflow(cfg: DictConfig) -> list[str]:
     if lr < limit:
         return []
     return [f"optim.lr={lr:g} overflows float32 in the optimizer's step (at most {limit:.3g})"]
-
-
-def _foreign_scheduler_keys(cfg: DictConfig) -> list[str]:
-    """Keys of `scheduler` its class does not take: two schedules' settings merged, as when a
-    recipe that sets a schedule meets another `scheduler=` choice (a TypeError later)."""
-    scheduler = cfg.get("scheduler")
-    if scheduler is None or "_target_" not in scheduler:
-        return []
-    parameters = inspect.signature(get_object(scheduler._target_)).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return []  # takes any key
-    foreign = [k for k in scheduler if not k.startswith("_") and k not in parameters]
-    if not foreign:
-        return []
-    return [
-        f"scheduler keys {foreign} are not settings of {scheduler._target_}: the settings of "
-        "two schedules were merged. A recipe (configs/recipe/<data>_<model>.yaml) sets the "
-        "schedule of its data/model pair; to train that pair with another scheduler=, add "
-        "~recipe (which drops the whole recipe)"
-    ]
 
 
 def _missing_keys(node: Any, prefix: str = "") -> list[str]:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from seq2seq.compare import Run, load_runs
 
+TOLERANCE = 1.0  # BLEU: how close to the best seen at twice the budget counts as flat
+
 
 @dataclass(frozen=True)
 class CurveBudget:
@@ -42,7 +44,7 @@ def best_so_far(curve: Sequence[tuple[int, float]], update: int) -> float:
     return max((bleu for u, bleu in curve if u <= update), default=float("-inf"))
 
 
-def flat_budget(curve: Sequence[tuple[int, float]], tolerance: float = 1.0) -> int | None:
+def flat_budget(curve: Sequence[tuple[int, float]], tolerance: float = TOLERANCE) -> int | None:
     """The smallest validated update u with best_so_far(u) ≥ best_so_far(2u) − tolerance, among
     those whose 2u the curve reaches; None when there is none."""
     curve = sorted(curve)
@@ -117,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("sweep_dir", help="directory holding the runs' metrics.json")
-    parser.add_argument("--tolerance", type=float, default=1.0, help="BLEU (default 1)")
+    parser.add_argument("--tolerance", type=float, default=TOLERANCE, help="BLEU (default 1)")
     parser.add_argument("--study-runs", type=int, help="runs of the study, for a time estimate")
     args = parser.parse_args(argv)
     try:

@@ -1,4 +1,4 @@
-"""Figures for people: attention heatmaps and BLEU-over-time curves.
+"""Figures for people: attention heatmaps and learning curves.
 
 Shared by the TensorBoard images of a run (`training/run_logger.py`) and the sweep report
 (`compare.py`). Figures are built with matplotlib's object API on the Agg canvas, never pyplot,
@@ -100,21 +100,29 @@ def attention_grid(panels: Sequence[tuple[str, dict]], columns: int = 4) -> Figu
     return figure
 
 
-def bleu_over_time(curves: Mapping[str, Sequence[Sequence[tuple[float, float]]]]) -> Figure:
-    """Validation BLEU against training minutes: one colour per variant, one line per run
-    (seeds of a variant share its colour, so their spread shows as a band of lines)."""
-    figure = Figure(figsize=(7.0, 4.5), dpi=_DPI)
-    ax = figure.add_subplot()
-    colours = _colours(len(curves))
-    for colour, (variant, runs) in zip(colours, curves.items()):
+# a validation point of a run: (updates, training minutes, validation BLEU)
+CurvePoint = tuple[float, float, float]
+
+
+def learning_curves(curves: Mapping[str, Sequence[Sequence[CurvePoint]]]) -> Figure:
+    """Validation BLEU against updates (left) and against training minutes (right): one colour
+    per variant, one line per run (seeds of a variant share its colour, so their spread shows
+    as a band of lines). Updates compare what each variant learns per step, minutes what it
+    learns per unit of this machine's time."""
+    figure = Figure(figsize=(12.0, 4.5), dpi=_DPI)
+    by_updates, by_time = figure.subplots(1, 2, sharey=True)
+    for colour, (variant, runs) in zip(_colours(len(curves)), curves.items()):
         for i, points in enumerate(runs):
-            minutes, bleu = zip(*points) if points else ((), ())
-            label = variant if i == 0 else None
-            ax.plot(minutes, bleu, marker="o", markersize=3, color=colour, label=label)
-    ax.set_xlabel("training time (minutes, validation included)")
-    ax.set_ylabel("validation BLEU (greedy)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+            updates, minutes, bleu = zip(*points) if points else ((), (), ())
+            style = {"marker": "o", "markersize": 3, "color": colour}
+            by_updates.plot(updates, bleu, label=variant if i == 0 else None, **style)
+            by_time.plot(minutes, bleu, **style)
+    by_updates.set_xlabel("updates")
+    by_time.set_xlabel("training time (minutes, validation included)")
+    by_updates.set_ylabel("validation BLEU (greedy)")
+    for ax in (by_updates, by_time):
+        ax.grid(alpha=0.3)
+    by_updates.legend(fontsize=8, loc="best")
     figure.tight_layout()
     return figure
 

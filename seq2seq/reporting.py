@@ -68,6 +68,15 @@ def write_run_metrics(  # noqa: PLR0913
             for name, result in tests.items()
         },
         "config": OmegaConf.to_container(cfg, resolve=True),
+        "machine": _machine(),  # what the study's report says its runs ran on, and when
     }
     write_json(run_dir / "metrics.json", metrics)
     return metrics
+
+
+def _machine() -> dict[str, Any]:
+    """CPU, torch and the date at the end of the run, as the benchmark records them (less its
+    load average, which it takes at the start of a measurement: here it would be the end)."""
+    from seq2seq.bench import machine  # at call time: bench imports the training stack
+
+    return {key: value for key, value in machine().items() if key != "load_average_start"}

@@ -17,7 +17,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from seq2seq import cli
+from seq2seq import cli, variants
 from seq2seq.training import run_dir as run_dirs
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None
 
 
 run_dirs.register_resolvers()  # configs/train.yaml's hydra.run.dir and hydra.output_subdir use them
+variants.register()  # the `variant` group: configs/model/attention/* and the Transformer
 
 
 # cli.reports_errors's wrapper lies in seq2seq/ too, so Hydra finds ../configs from it as well

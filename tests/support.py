@@ -9,7 +9,13 @@ from typing import NoReturn
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import create_config_search_path
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
+
+from seq2seq import variants
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "configs"
@@ -27,10 +33,33 @@ def missing_data(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+variants.register()  # as seq2seq.train does before Hydra composes
+
+
 def compose_config(name: str | None, *overrides: str) -> DictConfig:
     """configs/<name>.yaml as users run it, with these command-line overrides."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name=name, overrides=list(overrides))
+
+
+def compose_with_hydra(*overrides: str, config_dir: Path = CONFIG_DIR) -> DictConfig:
+    """The train config with its `hydra` node (sweeper parameters, run directory names), as a
+    sweep's job composes it."""
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def sweep_points(experiment: str, config_dir: Path = CONFIG_DIR) -> list[list[str]]:
+    """The jobs `python -m seq2seq.train -m experiment=<experiment>` launches: the experiment's
+    sweeper parameters expanded by Hydra's own basic sweeper (globs included)."""
+    params = compose_with_hydra(f"experiment={experiment}", config_dir=config_dir)
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(config_dir)))
+    parser = OverridesParser.create(config_loader=loader)
+    items = params.hydra.sweeper.params.items()
+    (jobs,) = BasicSweeper.split_arguments(
+        parser.parse_overrides([f"{k}={v}" for k, v in items]), max_batch_size=None
+    )
+    return jobs
 
 
 @functools.cache  # composing is the slow part of model tests; callers copy before mutating

@@ -14,9 +14,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from support import CONFIG_DIR, REPO, compose_config, compose_model, missing_data
+from support import REPO, compose_config, compose_model, missing_data
 
-from seq2seq import alignment
+from seq2seq import alignment, variants
 from seq2seq.align import EncodedPair, Extraction, align, attention_matrices, check_direction
 from seq2seq.checkpoint import save_checkpoint
 from seq2seq.data.alignment import GoldPair
@@ -25,7 +25,7 @@ from seq2seq.pipeline import build_model, checkpoint_extras, load_trained
 from seq2seq.references import eflomal_links
 
 GOLD = REPO.parent / "shared" / "datasets" / "alignment"
-ATTENTION_CONFIGS = sorted(p.stem for p in (CONFIG_DIR / "model" / "attention").glob("*.yaml"))
+ATTENTION_CONFIGS = variants.attention_names()
 
 # two German-English pairs in the RWTH layout: Latin-1 text, 1-based `i-j` / `ipj` links
 DE = ["das Haus ist groß", "ich sehe es"]

@@ -387,7 +387,7 @@ def test_select_top_k_points_at_parent_rows():
     log_probs = torch.tensor(
         [[-1.0, -0.1, -3.0], [-0.2, -2.0, -0.3], [-0.1, -5.0, -6.0], [0.0] * 3]
     )
-    cands = decoding.select_top_k(decoding.expand(scores, log_probs), beam_size=2, vocab_size=3)
+    cands = decoding.select_top_k(scores, log_probs, beam_size=2)
     assert cands.scores[0].tolist() == pytest.approx([-0.1, -1.0, -1.2, -1.3])
     assert cands.rows[0].tolist() == [0, 0, 1, 1]
     assert cands.tokens[0].tolist() == [1, 0, 0, 2]

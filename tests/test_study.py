@@ -7,37 +7,24 @@ import functools
 import json
 from pathlib import Path
 
-import hydra
 import pytest
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra._internal.utils import create_config_search_path
-from hydra.core.override_parser.overrides_parser import OverridesParser
+import support
 from omegaconf import DictConfig, OmegaConf
 from support import CONFIG_DIR, compose_config
 
-from seq2seq import learning_curve
+from seq2seq import learning_curve, variants
+from seq2seq.checkpoint import migrate_config
 from seq2seq.config import validate_config
 
-ATTENTIONS = sorted(p.stem for p in (CONFIG_DIR / "model" / "attention").glob("*.yaml"))
+ATTENTIONS = variants.attention_names()
 
 
-def compose(*overrides: str) -> DictConfig:
-    """The train config with its `hydra` node, as a sweep's job composes it."""
-    with hydra.initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return hydra.compose("train", overrides=list(overrides), return_hydra_config=True)
+compose = support.compose_with_hydra
 
 
 @functools.cache
 def sweep_points(experiment: str) -> tuple[tuple[str, ...], ...]:
-    """The jobs `python -m seq2seq.train -m experiment=<experiment>` launches: the experiment's
-    sweeper parameters expanded by Hydra's own basic sweeper (globs included)."""
-    params = compose(f"experiment={experiment}").hydra.sweeper.params
-    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONFIG_DIR)))
-    parser = OverridesParser.create(config_loader=loader)
-    overrides = parser.parse_overrides([f"{k}={v}" for k, v in params.items()])
-    (jobs,) = BasicSweeper.split_arguments(overrides, max_batch_size=None)
-    return tuple(tuple(job) for job in jobs)
+    return tuple(tuple(job) for job in support.sweep_points(experiment))
 
 
 @functools.cache
@@ -84,6 +71,20 @@ def test_the_study_trains_the_transformer_and_every_point_alike():
     for variant, seed in map(variant_and_seed, jobs):
         seeds[variant].add(seed)
     assert len({frozenset(s) for s in seeds.values()}) == 1
+
+
+PINS = Path(__file__).with_name("resume_pins.yaml")
+
+
+@pytest.mark.parametrize("point", list(OmegaConf.load(PINS)))
+def test_sweep_points_in_progress_compose_as_their_runs_started(point: str):
+    """What `make study-curve` (trainer.resume=auto) continues: the pinned settings are those its
+    runs started with, in their checkpoints' terms, which loading a checkpoint migrates."""
+    experiment, *overrides = point.split()
+    cfg = compose_config("train", f"experiment={experiment}", *overrides)
+    pinned = OmegaConf.to_container(OmegaConf.load(PINS)[point])
+    now = OmegaConf.to_container(cfg)
+    assert {key: now[key] for key in pinned} == migrate_config(pinned)
 
 
 def test_the_study_refuses_to_start_until_its_budget_is_set():

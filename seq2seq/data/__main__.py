@@ -16,7 +16,7 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 
-from seq2seq import cli
+from seq2seq import cli, variants
 from seq2seq.data.files import is_url
 from seq2seq.data.prepare import prepare_data
 from seq2seq.data.sources import SPLITS
@@ -25,6 +25,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 def main(overrides: list[str]) -> dict[str, Any]:
+    variants.register()  # experiment=compare_attention* chooses a variant, as in training
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     data = prepare_data(cfg.data, cfg.tokenizer, cfg.cache_dir, seed=cfg.seed)

@@ -28,6 +28,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor
 
+from seq2seq import variants
 from seq2seq.data.batch import length_mask
 from seq2seq.models.rnn.attention import (
     Attention,
@@ -40,8 +41,7 @@ from seq2seq.models.rnn.attention import (
 from seq2seq.models.rnn.attention.local import window_positions
 from seq2seq.models.rnn.wiring import DecoderWiring, RNNDecoderState
 
-ATTENTION_FILES = sorted((support.CONFIG_DIR / "model" / "attention").glob("*.yaml"))
-VARIANTS = [p.stem for p in ATTENTION_FILES]
+VARIANTS = variants.attention_names()
 HIDDEN, EMBEDDING = 3, 2  # Q = H = 3; K = 6 (bidirectional) or 3 (luong_dot's unidirectional)
 LENGTHS = [7, 4]  # S = 7: one full-length sentence and one padded one
 STEPS, FIRST_STEP = 4, 1  # queries for target positions 1..4

@@ -19,12 +19,12 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from seq2seq import variants
 from seq2seq.models.rnn import RNNEncoder, RNNSeq2Seq
 from seq2seq.models.rnn.attention import LuongGeneralAttention
 from seq2seq.models.rnn.wiring import BahdanauWiring, LuongWiring
 
-CONFIG_DIR = support.CONFIG_DIR
-VARIANTS = sorted(p.stem for p in (CONFIG_DIR / "model" / "attention").glob("*.yaml"))
+VARIANTS = variants.attention_names()
 VOCAB, PAD, BOS, EOS = 20, 0, 2, 3
 TINY = ("model.hidden_size=16", "model.embedding_size=16", "model.dropout=0.0")
 # (wiring, input feeding): Bahdanau's, and Luong's with and without input feeding

@@ -17,6 +17,7 @@ import torch
 from hydra.utils import instantiate
 
 from seq2seq import decoding
+from seq2seq.data.files import read_lines
 from seq2seq.models.rnn import RNNSeq2Seq, wiring
 from seq2seq.models.rnn.state import RNNDecoderState
 from seq2seq.models.sharing import select_rows, shared_rows
@@ -360,3 +361,62 @@ def test_loss_over_scored_positions_equals_the_loss_over_padded_logits(model_ove
         assert (f is None) == (r is None)
         if f is not None:
             torch.testing.assert_close(f, r, atol=1e-5, rtol=1e-4)
+
+
+# --------------------------------------------------------------- beam search's top-k of a step
+
+
+def flat_select_top_k(scores, log_probs, beam_size: int) -> decoding._Candidates:
+    """The straightforward ranking that the two-stage one replaced: every hypothesis' score
+    added to its whole row of log-probabilities, then one top-k over the sentence's k·V sums."""
+    sentences, hypotheses = scores.shape
+    vocab = log_probs.size(1)
+    extended = scores.unsqueeze(2) + log_probs.view(sentences, hypotheses, vocab)
+    top, flat = extended.view(sentences, -1).topk(min(2 * beam_size, hypotheses * vocab), dim=1)
+    offsets = torch.arange(sentences).unsqueeze(1) * hypotheses
+    return decoding._Candidates(top, offsets + flat // vocab, flat % vocab)
+
+
+def test_top_k_rows_equals_torch_topk():
+    log_probs = torch.randn(60, 8000, generator=torch.Generator().manual_seed(0)).log_softmax(1)
+    log_probs[7] = -math.inf  # a row at its length limit: only EOS is finite
+    log_probs[7, EOS] = -3.0
+    values, columns = decoding.top_k_rows(log_probs, 10)
+    reference = log_probs.topk(10, dim=1)
+    assert torch.equal(values, reference.values)
+    finite = torch.isfinite(reference.values)  # which -inf column comes first is arbitrary
+    assert torch.equal(columns[finite], reference.indices[finite])
+    assert decoding._block_count(8000, 10) == 1000 and decoding._block_count(17, 10) is None
+
+
+def multi30k_words(count: int, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `count` German sentences of test2016 as word ids (a vocabulary of their own)."""
+    path = support.MULTI30K / "test_2016_flickr.de.gz"
+    if not path.is_file():
+        support.missing_data(f"the offline Multi30k copy is not at {support.MULTI30K}")
+    sentences = [line.split() for line in read_lines(path)[:count]]
+    ids = {word: i for i, word in enumerate(dict.fromkeys(sum(sentences, [])), start=EOS + 1)}
+    assert len(ids) < vocab - EOS
+    rows = [torch.tensor([ids[w] for w in words]) for words in sentences]
+    src = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=PAD)
+    return src, torch.tensor([len(r) for r in rows])
+
+
+def test_beam_search_on_multi30k_finds_what_the_flat_top_k_finds(monkeypatch):
+    """The two-stage, blockwise top-k gives beam search the same n-best lists, token for token
+    and score for score, as ranking every extension: real sentences, a vocabulary that takes the
+    block path, beam 5 and the search config of `make bench`."""
+    vocab = 2000  # 250 blocks of 8 columns
+    torch.manual_seed(0)
+    cfg = support.compose_model(*TINY_TRANSFORMER)
+    model = instantiate(cfg, src_vocab_size=vocab, tgt_vocab_size=vocab, pad_id=PAD).eval()
+    src, lengths = multi30k_words(24, vocab)
+    settings = decoding.SearchSettings(**support.compose_config("train", "search.alpha=1.0").search)
+    assert settings.beam_size == 5
+    kwargs = dict(bos_id=BOS, eos_id=EOS, n_best=5)
+    fast = decoding.beam_search(model, src, lengths, settings, **kwargs)
+    monkeypatch.setattr(decoding, "select_top_k", flat_select_top_k)
+    plain = decoding.beam_search(model, src, lengths, settings, **kwargs)
+    assert [[(h.tokens, h.score) for h in hyps] for hyps in fast] == [
+        [(h.tokens, h.score) for h in hyps] for hyps in plain
+    ]

@@ -135,41 +135,48 @@ def toy_settings(*overrides: str) -> tuple[str, float, float, int | None, float]
     return schedule, cfg.model.dropout, trainer.label_smoothing, trainer.max_updates, cfg.optim.lr
 
 
-def test_the_toy_reverse_task_brings_a_short_annealed_unregularised_recipe():
-    pair = ("model=transformer", "data=toy_reverse")
-    assert toy_settings(*pair) == ("one_cycle/60", 0.0, 0.0, 800, 1e-3)
-    cfg = support.compose_config("train", *pair)
+def test_the_toy_reverse_experiment_is_a_short_annealed_unregularised_run():
+    toy = "experiment=toy_reverse_transformer"
+    assert toy_settings(toy) == ("one_cycle/60", 0.0, 0.0, 800, 1e-3)
+    cfg = support.compose_config("train", toy)
+    assert (cfg.data.name, cfg.model._target_.rsplit(".", 1)[-1]) == ("toy_reverse", "Transformer")
     assert cfg.scheduler.total_updates == cfg.trainer.max_updates  # anneals over the budget
-    # values on the command line still win, and ~recipe gives the Transformer's own recipe
-    assert toy_settings(*pair, "trainer.max_updates=900", "model.dropout=0.1")[1:4] == (
-        0.1,
-        0.0,
-        900,
-    )
+    # values on the command line still win
+    assert toy_settings(toy, "trainer.max_updates=900", "model.dropout=0.1")[1:4] == (0.1, 0.0, 900)
     assert (
-        support.compose_config("train", *pair, "trainer.max_updates=900").scheduler["total_updates"]
+        support.compose_config("train", toy, "trainer.max_updates=900").scheduler["total_updates"]
         == 900
     )
+    # the data and model alone bring no data-specific settings: the Transformer's own recipe
     default = ("inverse_sqrt_warmup/400", 0.1, 0.1, None, 5e-4)
-    assert toy_settings(*pair, "~recipe") == default
+    assert toy_settings("model=transformer", "data=toy_reverse") == default
     assert toy_settings("model=transformer") == default
-    # other pairs have no recipe, and comparisons give every variant the same settings
-    assert toy_settings("model=transformer_base", "data=toy_reverse")[1:3] == (0.1, 0.1)
     smoke = ("experiment=compare_attention_smoke", "variant=transformer", "data=toy_reverse")
     assert toy_settings(*smoke)[:3] == ("ConstantLR", 0.1, 0.1)
 
 
-def test_another_scheduler_for_a_pair_with_a_recipe_fails_up_front_naming_the_way_out():
+@pytest.mark.parametrize("model", ["rnn", "transformer"])
+@pytest.mark.parametrize("scheduler", ["constant", "noam", "one_cycle", "plateau", "transformer"])
+def test_a_scheduler_choice_is_that_schedule_alone(model, scheduler):
+    """No config sets a schedule's settings outside configs/scheduler/, so a scheduler= choice
+    never meets another schedule's keys, with either family and a data set's own settings."""
+    overrides = (f"model={model}", "data=toy_reverse", f"scheduler={scheduler}")
+    cfg = support.compose_config("train", *overrides, "trainer.max_updates=1000")
+    validate_config(cfg)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.optim.lr)
+    instantiate(cfg.scheduler)(optimizer)  # a foreign key would be a TypeError here
+
+
+def test_an_experiment_setting_meeting_another_scheduler_is_named_up_front():
+    """experiment=toy_reverse_transformer sets one_cycle's warm-up; with scheduler=constant from
+    the command line that key has no taker: a one-line error naming it, not a TypeError later."""
     cfg = support.compose_config(
-        "train", "model=transformer", "data=toy_reverse", "scheduler=constant"
+        "train", "experiment=toy_reverse_transformer", "scheduler=constant"
     )
-    with pytest.raises(ValueError, match=r"scheduler keys \['factor', 'total_iters'\].*~recipe"):
+    with pytest.raises(
+        ValueError, match=r"scheduler\.warmup_updates is not a setting of .*ConstantLR"
+    ):
         validate_config(cfg)
-    validate_config(
-        support.compose_config(
-            "train", "model=transformer", "data=toy_reverse", "scheduler=constant", "~recipe"
-        )
-    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -410,13 +417,12 @@ def test_learns_to_reverse_held_out_sequences(reverser, beam_size):
 
 @pytest.mark.slow
 def test_the_toy_reverse_command_learns_the_task(tmp_path):
-    """`python -m seq2seq.train model=transformer data=toy_reverse` as users run it, recipe and
-    all: >= 95% exact match on the 500 held-out test sentences (none is a training sentence),
+    """`python -m seq2seq.train experiment=toy_reverse_transformer` as users run it: >= 95% exact
+    match on the 500 held-out test sentences (none is a training sentence),
     greedy and beam. ~5 minutes on 2 cores."""
     cfg = support.compose_config(
         "train",
-        "model=transformer",
-        "data=toy_reverse",
+        "experiment=toy_reverse_transformer",
         f"cache_dir={tmp_path / 'cache'}",
         "trainer.progress=false",
     )

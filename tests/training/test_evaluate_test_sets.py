@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import re
+import runpy
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +123,24 @@ def test_multi30k_files_read_in_the_model_order_and_refuse_the_other():
         read_file_pair(f"{test}.en.gz", f"{test}.de.gz", **pair)
     with pytest.raises(ValueError, match=r"src=.*\.fr\.gz: .* 'fr', .* src must be 'de'$"):
         read_file_pair(f"{test}.fr.gz", f"{test}.en.gz", **pair)
+
+
+@pytest.mark.parametrize(
+    ("ref_lines", "message"),
+    [(None, r"ref: no such file: .*gone\.tgt"), (3, r"a\.src has 4 lines but .*gone\.tgt has 3")],
+)
+def test_the_command_line_names_the_bad_file_in_one_line_and_exits_2(
+    trained_run, tmp_path, monkeypatch, capsys, ref_lines, message
+):
+    src = write(tmp_path / "a.src", ["a b c", "d e", "f", "g h i j"])
+    ref = tmp_path / "gone.tgt"
+    if ref_lines is not None:
+        write(ref, ["x"] * ref_lines)
+    argv = ["seq2seq.evaluate", f"checkpoint={trained_run}", f"src={src}", f"ref={ref}"]
+    monkeypatch.setattr(sys, "argv", [*argv, f"output_dir={tmp_path / 'out'}", "progress=false"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("seq2seq.evaluate", run_name="__main__", alter_sys=True)
+    stderr = capsys.readouterr().err.strip()  # the log of loading the model, then the error
+    assert exit_info.value.code == 2 and "Traceback" not in stderr, stderr
+    assert re.fullmatch(rf"error: .*{message}.*", stderr.splitlines()[-1]), stderr
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,205 @@
+"""The study's results page: `python -m seq2seq.compare runs/study --results docs/results.md`.
+
+Writes a markdown page from the runs' own records only: what ran (the sweep's command from
+Hydra's `multirun.yaml`, data, budget, seeds), on what machine and when (each run's
+`metrics.json` `machine`), how long it took, the comparison table of `seq2seq.compare` with its
+sacreBLEU signature, the learning curves and the attention grid (copied next to the page, by
+default into `<page dir>/img/results/`), with `--ablations DIR` the same table for an
+ablation sweep, and with `--curve DIR` the learning curves the study's budget was chosen from
+(`make study-curve`) with the budget they give. Nothing on the page is typed by hand except
+the discussion: the text between DISCUSSION_BEGIN and DISCUSSION_END is kept verbatim when
+the page is written again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from seq2seq import compare, learning_curve
+from seq2seq.evaluation import write_lines
+
+DISCUSSION_BEGIN = "<!-- discussion: written by hand, kept when the page is regenerated -->"
+DISCUSSION_END = "<!-- end of discussion -->"
+NO_DISCUSSION = (
+    "_Not written yet: what the numbers above say, each claim pointing at the numbers that "
+    "support it._"
+)
+FIGURES = (("comparison.png", "curves"), ("attention_grid.png", "attention"))
+
+
+def kept_discussion(page: Path) -> list[str]:
+    """The hand-written lines between the markers of an existing page, else a placeholder."""
+    if not page.exists():
+        return [NO_DISCUSSION]
+    lines = page.read_text().splitlines()
+    if DISCUSSION_BEGIN not in lines:
+        return [NO_DISCUSSION]
+    begin = lines.index(DISCUSSION_BEGIN) + 1
+    if DISCUSSION_END not in lines[begin:]:
+        raise ValueError(
+            f"{page}: the discussion starts with {DISCUSSION_BEGIN} but never ends with "
+            f"{DISCUSSION_END}: add the end marker so the hand-written text can be kept"
+        )
+    return lines[begin : lines.index(DISCUSSION_END, begin)]
+
+
+def sweep_command(sweep_dir: Path) -> str:
+    """The command that launched the sweep, from the `multirun.yaml` Hydra left in it."""
+    record = Path(sweep_dir) / "multirun.yaml"
+    if not record.exists():
+        return f"not recorded ({record} is missing)"
+    overrides = OmegaConf.load(record).hydra.overrides
+    hydra = [item for item in overrides.hydra if item != "hydra.mode=MULTIRUN"]  # that is -m
+    return " ".join(["python -m seq2seq.train -m", *hydra, *overrides.task])
+
+
+def provenance_lines(runs: Sequence[compare.Run], sweep_dir: Path) -> list[str]:
+    """What ran, on what, when and for how long: every item from the runs' own records."""
+    configs = [run.metrics.get("config", {}) for run in runs]
+    budgets = sorted({str(c.get("trainer", {}).get("max_updates")) for c in configs})
+    seeds = sorted({run.seed for run in runs})
+    data = configs[0].get("data", {})
+    return [
+        f"- **Command**: `{sweep_command(sweep_dir)}`",
+        f"- **Data**: {data.get('name')} {data.get('src_lang')}→{data.get('tgt_lang')}; "
+        f"**budget**: {', '.join(budgets)} updates per run; **seeds**: "
+        f"{', '.join(map(str, seeds))}; {len(runs)} runs",
+        *machine_lines(runs),
+        *time_lines(runs),
+    ]
+
+
+def machine_lines(runs: Sequence[compare.Run]) -> list[str]:
+    machines = sorted(
+        {_describe(run.metrics["machine"]) for run in runs if "machine" in run.metrics}
+    )
+    unrecorded = sum("machine" not in run.metrics for run in runs)
+    lines = [f"- **Machine**: {machine}" for machine in machines]
+    if unrecorded:
+        lines.append(f"- **Machine**: not recorded by {unrecorded} of the {len(runs)} runs")
+    return lines
+
+
+def _describe(machine: dict) -> str:
+    gpu = f", GPU {machine['gpu']}" if "gpu" in machine else ""
+    return f"{machine['cpu']} ({machine['cpu_count']} CPUs), torch {machine['torch']}{gpu}"
+
+
+def time_lines(runs: Sequence[compare.Run]) -> list[str]:
+    """The dates the runs finished, their training hours in all and the span of the study."""
+    seconds = sum(run.metrics["train"]["seconds"] for run in runs)
+    lines = [f"- **Training time**: {_duration(seconds)} in all (validation included)"]
+    dated = [run for run in runs if "date" in run.metrics.get("machine", {})]
+    if dated:
+        ends = [datetime.datetime.fromisoformat(run.metrics["machine"]["date"]) for run in dated]
+        starts = [
+            end - datetime.timedelta(seconds=run.metrics["train"]["seconds"])
+            for end, run in zip(ends, dated)
+        ]
+        span = (max(ends) - min(starts)).total_seconds()
+        lines.append(
+            f"- **Dates**: runs finished from {min(ends).isoformat()} to {max(ends).isoformat()}; "
+            f"wall time of the study ≈ {_duration(span)} (from the first start, taken as its "
+            "end less its training time, to the last end; pauses between sittings included)"
+        )
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def copy_figures(
+    sweep_dir: Path, img_dir: Path, prefix: str, page: Path, figures: Sequence = FIGURES
+) -> dict[str, str]:
+    """Copy the sweep's `figures` into `img_dir`; return each one's link relative to the page."""
+    links = {}
+    for name, kind in figures:
+        if (Path(sweep_dir) / name).exists():
+            target = Path(img_dir) / f"{prefix}_{kind}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(sweep_dir) / name, target)
+            links[kind] = Path(os.path.relpath(target, page.parent)).as_posix()
+    return links
+
+
+def sweep_section(
+    sweep_dir: Path, img_dir: Path, page: Path, prefix: str, **grid: Any
+) -> list[str]:
+    """The comparison of one sweep (its report files written first, `grid` the attention
+    grid's `sentences` and `alignment`): provenance, table, curves and attention grid."""
+    compare.write_report(sweep_dir, **grid)
+    summaries = compare.summarise(compare.load_runs(sweep_dir))
+    runs = [run for s in summaries for run in s.runs]
+    links = copy_figures(sweep_dir, img_dir, prefix, page)
+    lines = [
+        *provenance_lines(runs, sweep_dir),
+        "",
+        *compare.summary_lines(summaries),
+        "",
+        "<details><summary>Every run</summary>",
+        "",
+        *compare.runs_table(runs, sweep_dir),
+        "",
+        "</details>",
+    ]
+    if "curves" in links:
+        lines += ["", f"![validation BLEU against updates and time]({links['curves']})"]
+    if "attention" in links:
+        lines += ["", f"![the same validation sentences, every variant]({links['attention']})"]
+    return lines
+
+
+def budget_section(curve_dir: Path, img_dir: Path, page: Path) -> list[str]:
+    """The learning curves the study's budget was chosen from (`make study-curve`), and the
+    budget `python -m seq2seq.learning_curve` reads from them."""
+    runs = compare.load_runs(curve_dir)
+    budgets = [learning_curve.run_budget(run, learning_curve.TOLERANCE) for run in runs]
+    compare.write_report(curve_dir)
+    links = copy_figures(curve_dir, img_dir, "budget", page, FIGURES[:1])  # the curves
+    return [
+        *provenance_lines(runs, curve_dir),
+        "",
+        *learning_curve.report(budgets, learning_curve.TOLERANCE, None),
+        "",
+        f"![validation BLEU of the budget's runs against updates and time]({links['curves']})",
+    ]
+
+
+def write_results_page(  # noqa: PLR0913 - each sweep of the page, and where its figures go
+    study_dir: Path,
+    page: Path,
+    ablation_dir: Path | None = None,
+    curve_dir: Path | None = None,
+    img_dir: Path | None = None,
+    **grid: Any,
+) -> list[str]:
+    """Write the results page; the discussion of an existing page is kept. Returns its lines."""
+    page = Path(page)
+    img_dir = Path(img_dir) if img_dir else page.parent / "img" / "results"
+    discussion = kept_discussion(page)  # before anything is written: a bad page stops here
+    command = f"python -m seq2seq.compare {study_dir} --results {page}"
+    command += f" --ablations {ablation_dir}" if ablation_dir is not None else ""
+    command += f" --curve {curve_dir}" if curve_dir is not None else ""
+    lines = [
+        "# Results: the attention study",
+        "",
+        f"<!-- generated by `{command}`: edit only the discussion; the rest is rewritten "
+        "from the runs -->",
+    ]
+    if curve_dir is not None:
+        lines += ["", "## The budget", "", *budget_section(curve_dir, img_dir, page)]
+    lines += ["", "## The study", "", *sweep_section(study_dir, img_dir, page, "study", **grid)]
+    if ablation_dir is not None:
+        ablations = sweep_section(ablation_dir, img_dir, page, "ablations", **grid)
+        lines += ["", "## Ablations", "", *ablations]
+    lines += ["", "## Discussion", "", DISCUSSION_BEGIN, *discussion, DISCUSSION_END]
+    write_lines(page, lines)
+    return lines

@@ -1,0 +1,157 @@
+"""The ablations of the study's recipe (experiment=attention_ablation, attention_ablation_small,
+`make ablations`) and `make study STUDY_JOBS=2`, as composed configs and make's command lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig, OmegaConf
+from support import CONFIG_DIR, REPO
+from test_study import compose, sweep_points
+
+ABLATIONS = sorted(p.stem for p in (CONFIG_DIR / "ablation").glob("*.yaml"))
+
+
+def ablation_job(experiment: str, *job: str) -> DictConfig:
+    return compose(f"experiment={experiment}", "study_updates=1234", *job)
+
+
+def flat(cfg: DictConfig) -> dict[str, object]:
+    """Every resolved leaf of the config but Hydra's node, as {dotted key: value}."""
+    container = {
+        key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        for key, value in cfg.items()
+        if key != "hydra"
+    }
+
+    def walk(node: object, prefix: str) -> dict[str, object]:
+        if isinstance(node, dict):
+            return {
+                k: v for key, sub in node.items() for k, v in walk(sub, f"{prefix}{key}.").items()
+            }
+        return {prefix[:-1]: node}
+
+    return walk(container, "")
+
+
+def jobs_of(experiment: str) -> dict[str, DictConfig]:
+    """The sweep's points by the run directory each one gets."""
+    jobs = [ablation_job(experiment, *job) for job in sweep_points(experiment)]
+    return {OmegaConf.select(cfg, "hydra.sweep.subdir"): cfg for cfg in jobs}
+
+
+# what each ablation changes: one knob of the recipe (a model's width is two keys of one knob)
+CHANGES = {
+    "dropout0.3": {"model.dropout": 0.3},
+    "label_smoothing0": {"trainer.label_smoothing": 0.0},
+    "vocab4000": {"tokenizer.vocab_size": 4000},
+    "lr1e-3": {"optim.lr": 1.0e-3},
+}
+SMALL = {
+    "bahdanau": {"model.embedding_size": 128, "model.hidden_size": 128},
+    "transformer": {"model.d_model": 128, "model.ff_size": 512},
+}
+
+
+def test_every_ablation_changes_one_knob_of_the_study_recipe():
+    assert sorted(CHANGES) == sorted(a for a in ABLATIONS if a != "baseline")
+    jobs = {**jobs_of("attention_ablation"), **jobs_of("attention_ablation_small")}
+    expected = [f"{v}_{a}_seed1" for v in ("bahdanau", "transformer") for a in ABLATIONS]
+    assert sorted(jobs) == sorted([*expected, "bahdanau_small_seed1", "transformer_small_seed1"])
+    for variant in ("bahdanau", "transformer"):
+        study = flat(
+            compose("experiment=attention_study", "study_updates=1234", f"variant={variant}")
+        )
+        study["seed"] = 1  # the ablations run one seed
+        assert flat(jobs[f"{variant}_baseline_seed1"]) == study
+        for name, change in [*CHANGES.items(), ("small", SMALL[variant])]:
+            config = flat(jobs[f"{variant}_{name}_seed1"])
+            changed = {
+                key for key in study.keys() | config.keys() if study.get(key) != config.get(key)
+            }
+            assert changed == set(change), name
+            assert {key: config[key] for key in changed} == change
+            assert config["trainer.max_updates"] == 1234  # the study's budget
+
+
+def test_the_ablations_land_where_the_report_reads_them():
+    for cfg in jobs_of("attention_ablation").values():
+        assert cfg.hydra.sweep.dir == "runs/ablations" and cfg.trainer.keep_last == 5
+    for cfg in jobs_of("attention_ablation_small").values():
+        assert cfg.hydra.sweep.dir == "runs/ablations/small"
+
+
+def make_dry_run(*arguments: str) -> list[str]:
+    """The commands `make -n` would run for the study's targets (the install step aside)."""
+    out = subprocess.run(
+        ["make", "-n", "--no-print-directory", "STAMP=", *arguments],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line.strip() for line in out.splitlines() if "seq2seq." in line]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_study_jobs_runs_that_many_points_at_once_with_one_thread_each(jobs: str):
+    # no curve or ablation sweep beside it, whatever this checkout's runs/ holds
+    absent = "STUDY_CURVE_DIR=/nonexistent", "ABLATION_DIR=/nonexistent"
+    train, report = make_dry_run("study", f"STUDY_JOBS={jobs}", *absent)
+    assert "experiment=attention_study" in train and "trainer.resume=auto" in train
+    parallel = "hydra/launcher=joblib hydra.launcher.n_jobs=2 trainer.num_threads=1"
+    assert (parallel in train) == (jobs == "2")
+    assert report.rstrip().endswith("-m seq2seq.compare runs/study --results docs/results.md")
+    launcher = compose(
+        "experiment=attention_study", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"
+    )
+    assert launcher.hydra.launcher._target_.endswith("JoblibLauncher")
+
+
+def test_make_ablations_averages_and_scores_every_run_then_reports():
+    lines = make_dry_run("ablations")
+    assert (
+        "experiment=attention_ablation " in lines[0] and "variant=bahdanau,transformer" in lines[0]
+    )
+    assert "hydra.sweep.dir=runs/ablations/small" in lines[1]
+    script = "\n".join(lines[2:])
+    assert "seq2seq.average $run --last 5" in script
+    assert (
+        "seq2seq.evaluate checkpoint=$run/checkpoints/average_last5.pt search.beam_size=5" in script
+    )
+    assert lines[-1].endswith("-m seq2seq.compare runs/ablations")
+
+
+@pytest.mark.slow
+def test_a_parallel_sweep_trains_every_point_and_a_rerun_skips_them(tmp_path: Path):
+    """What STUDY_JOBS=2 adds to a sweep, on the smoke experiment: both points train at once
+    with one thread each, and the same command again finds them finished."""
+    command = [
+        sys.executable,
+        "-m",
+        "seq2seq.train",
+        "-m",
+        "experiment=compare_attention_smoke",
+        "variant=bahdanau,luong_dot",
+        "trainer.max_updates=20",
+        "trainer.validate_every=10",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"cache_dir={tmp_path / 'cache'}",
+        "trainer.resume=auto",
+        *"hydra/launcher=joblib hydra.launcher.n_jobs=2 trainer.num_threads=1".split(),
+    ]
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True)
+    files = sorted((tmp_path / "sweep").glob("*/metrics.json"))
+    assert [path.parent.name for path in files] == ["bahdanau_seed1", "luong_dot_seed1"]
+    for path in files:
+        metrics = json.loads(path.read_text())
+        assert metrics["train"]["updates"] == 20
+        assert metrics["config"]["trainer"]["num_threads"] == 1
+    written = [path.stat().st_mtime_ns for path in files]
+    rerun = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
+    assert rerun.stderr.count("already finished") + rerun.stdout.count("already finished") == 2
+    assert [path.stat().st_mtime_ns for path in files] == written
