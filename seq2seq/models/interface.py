@@ -34,7 +34,9 @@ class StepOutput:
 
 @dataclass
 class ModelOutput:
-    logits: Tensor  # (B, T, V) unnormalised scores for every target position (teacher forcing)
+    # (B, T, V) unnormalised scores for every target position (teacher forcing), or (N, V) for
+    # the N positions `forward` was asked to score
+    logits: Tensor
     attention: Tensor | None = None  # (B, T, S), only when asked for
     # (B, T) source position each row's attention window was centred on (local attention)
     attention_centers: Tensor | None = None
@@ -66,9 +68,16 @@ class Seq2SeqModel(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def forward(
-        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, return_attention: bool = False
+        self,
+        src: Tensor,
+        src_lengths: Tensor,
+        tgt_in: Tensor,
+        return_attention: bool = False,
+        positions: Tensor | None = None,
     ) -> ModelOutput:
         """Teacher-forced scores for every target position; `tgt_in` is BOS + target (B, T).
+        With `positions` (B, T) bool, logits are (N, V) for its N True positions in row-major
+        order only: training scores no padding (the vocabulary projection is its largest cost).
 
         Must equal running `encode`, `init_state` and `step` over `tgt_in` (to float tolerance);
         it exists so training can batch work over all T positions at once.

@@ -512,10 +512,15 @@ class Transformer(Seq2SeqModel):
         return StepOutput(log_probs, next_state, attention)
 
     def forward(
-        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, return_attention: bool = False
+        self,
+        src: Tensor,
+        src_lengths: Tensor,
+        tgt_in: Tensor,
+        return_attention: bool = False,
+        positions: Tensor | None = None,
     ) -> ModelOutput:
         weights_layer = self._layer_index(self.attention_layer) if return_attention else None
-        logits, weights = self._teacher_forced(src, src_lengths, tgt_in, weights_layer)
+        logits, weights = self._teacher_forced(src, src_lengths, tgt_in, weights_layer, positions)
         return ModelOutput(logits, None if weights is None else weights.mean(dim=1))  # (B, T, S)
 
     @property
@@ -532,7 +537,12 @@ class Transformer(Seq2SeqModel):
         return self._teacher_forced(src, src_lengths, tgt_in, self._layer_index(layer))[1]
 
     def _teacher_forced(
-        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, weights_layer: int | None
+        self,
+        src: Tensor,
+        src_lengths: Tensor,
+        tgt_in: Tensor,
+        weights_layer: int | None,
+        positions: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         check_target(src, tgt_in)
         encoded = self.encode(src, src_lengths)
@@ -540,6 +550,8 @@ class Transformer(Seq2SeqModel):
         hidden, _, weights = self.decoder(
             self.tgt_embed(tgt_in), None, memory_kv, encoded.src_mask, weights_layer
         )
+        if positions is not None:
+            hidden = hidden[positions]  # (N, D): the positions asked for only
         return self.output_layer(hidden), weights  # one projection of all (B, T, D) at once
 
     def _layer_index(self, layer: int) -> int:

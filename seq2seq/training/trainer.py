@@ -313,11 +313,14 @@ class Trainer:
             gradient_sync(self.train_model, step.sync),
             runtime.autocast(self.device, self.precision),
         ):
-            logits = self.train_model(batch.src, batch.src_lengths, batch.tgt_in).logits
+            # only the real target positions are scored: padding would cost as much
+            scored = batch.tgt_out != self.model.pad_id  # (B, T)
+            logits = self.train_model(
+                batch.src, batch.src_lengths, batch.tgt_in, positions=scored
+            ).logits  # (N, V)
         loss = F.cross_entropy(
-            logits.float().flatten(0, 1),  # (B*T, V)
-            batch.tgt_out.flatten(),
-            ignore_index=self.model.pad_id,
+            logits.float(),
+            batch.tgt_out[scored],
             label_smoothing=self.label_smoothing,
             reduction="sum",
         )

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 
 from seq2seq import decoding
 from seq2seq.data.files import read_lines
-from seq2seq.models.rnn import RNNSeq2Seq
+from seq2seq.models.rnn import RNNSeq2Seq, wiring
 from seq2seq.models.rnn.state import RNNDecoderState
 from seq2seq.models.sharing import select_rows, shared_rows
 from seq2seq.models.transformer import Transformer, TransformerState
@@ -258,6 +258,109 @@ def test_beam_search_equals_the_plain_search(model_overrides):
             plain = plain_beam_search(model, src[i], length, beam_size=3)
             assert [h.tokens for h in batched[i]] == [tokens for tokens, _ in plain]
             assert [h.score for h in batched[i]] == pytest.approx([s for _, s in plain], abs=1e-4)
+
+
+# ------------------------------------------------ RNN teacher forcing, the fused GRU loop
+
+
+@pytest.mark.parametrize(
+    "attention",
+    ["bahdanau", "bahdanau_coverage", "luong_general", "luong_local_p", "luong_local_m"],
+)
+def test_rnn_fused_teacher_forcing_equals_the_stepwise_loop(attention, monkeypatch):
+    """The fused loop (input-side gate products hoisted out of the time loop, context products
+    moved onto pre-projected encoder outputs, nn.GRU's equations written out) gives the loss,
+    gradients and attention of the nn.GRU loop it replaces, dropout masks included."""
+    model = build(
+        "model=rnn",
+        "model.hidden_size=16",
+        "model.embedding_size=16",
+        "model.dropout=0.3",
+        f"model/attention={attention}",
+    ).train()
+    src, lengths = source([5, 3, 4, 7])
+    tgt_in, _ = source([6, 2, 4, 5], seed=2)  # padded targets, as in real batches
+    tgt_in[:, 0] = BOS
+    weights = torch.randn(4, 6, VOCAB, generator=torch.Generator().manual_seed(3))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    steps = []
+    monkeypatch.setattr(wiring, "gru_step", counting(wiring.gru_step, steps))
+
+    def run(fused: bool) -> tuple[torch.Tensor, tuple, torch.Tensor]:
+        model.decoder.fused = fused
+        torch.manual_seed(5)
+        out = model(src, lengths, tgt_in, return_attention=True)
+        loss = (out.logits.log_softmax(-1) * weights).sum()
+        return loss, torch.autograd.grad(loss, parameters, allow_unused=True), out.attention
+
+    reference_loss, reference_grads, reference_attention = run(fused=False)
+    assert not steps
+    fast_loss, fast_grads, fast_attention = run(fused=True)
+    assert len(steps) == tgt_in.size(1)  # the fused path was taken, once per target step
+    torch.testing.assert_close(fast_loss, reference_loss, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_attention, reference_attention, atol=1e-6, rtol=1e-5)
+    for f, r in zip(fast_grads, reference_grads, strict=True):
+        assert (f is None) == (r is None)
+        if f is not None:
+            torch.testing.assert_close(f, r, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [("model.cell=lstm",), ("model.num_decoder_layers=2",), ("model/attention=multihead",)],
+    ids=["lstm", "two-layers", "multihead"],
+)
+def test_rnn_teacher_forcing_keeps_the_stepwise_loop_where_fusing_does_not_apply(overrides):
+    model = build(*TINY_RNN, *overrides)
+    assert not model.decoder._fusable()
+    assert build(*TINY_RNN).decoder._fusable()
+
+
+def counting(function, calls: list):
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return function(*args, **kwargs)
+
+    return counted
+
+
+# ------------------------------------------------------ training scores real positions only
+
+
+@pytest.mark.parametrize(
+    "model_overrides", [TINY_RNN, TINY_TRANSFORMER], ids=["rnn", "transformer"]
+)
+def test_loss_over_scored_positions_equals_the_loss_over_padded_logits(model_overrides):
+    """The trainer asks for logits at the real target positions only (`positions`); its loss
+    and gradients are those of all (B, T) logits with the padding ignored, label smoothing
+    included."""
+    model = build(*model_overrides).train()
+    src, lengths = source([5, 3, 4])
+    tgt_out, _ = source([6, 2, 4], seed=2)  # padded targets, as in real batches
+    tgt_in = torch.cat([torch.full((3, 1), BOS), tgt_out[:, :-1]], dim=1)
+    scored = tgt_out != PAD
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_and_grads(positions):
+        torch.manual_seed(5)  # the same dropout masks
+        logits = model(src, lengths, tgt_in, positions=positions).logits
+        if positions is None:
+            logits, targets = logits.flatten(0, 1), tgt_out.flatten()
+        else:
+            assert logits.shape == (int(scored.sum()), VOCAB)
+            targets = tgt_out[scored]
+        loss = torch.nn.functional.cross_entropy(
+            logits, targets, ignore_index=PAD, label_smoothing=0.1, reduction="sum"
+        )
+        return loss, torch.autograd.grad(loss, parameters, allow_unused=True)
+
+    reference_loss, reference_grads = loss_and_grads(None)
+    fast_loss, fast_grads = loss_and_grads(scored)
+    torch.testing.assert_close(fast_loss, reference_loss, atol=1e-5, rtol=1e-5)
+    for f, r in zip(fast_grads, reference_grads, strict=True):
+        assert (f is None) == (r is None)
+        if f is not None:
+            torch.testing.assert_close(f, r, atol=1e-5, rtol=1e-4)
 
 
 # --------------------------------------------------------------- beam search's top-k of a step

@@ -197,8 +197,9 @@ class FixedLogits(nn.Module):
         self.logits = logits
         self.bias = nn.Parameter(torch.zeros(logits.size(-1)))
 
-    def forward(self, src, src_lengths, tgt_in, return_attention=False) -> ModelOutput:
-        return ModelOutput(logits=self.logits + self.bias)
+    def forward(self, src, src_lengths, tgt_in, return_attention=False, positions=None):
+        logits = self.logits + self.bias
+        return ModelOutput(logits=logits if positions is None else logits[positions])
 
 
 def test_label_smoothed_loss_equals_the_formula_on_a_hand_example(tmp_path):

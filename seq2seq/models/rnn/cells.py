@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 # nn.GRU state (L, B, H), or nn.LSTM's (h, c) pair of them
@@ -42,3 +44,20 @@ def select_hidden(hidden: Hidden, indices: Tensor) -> Hidden:
     if isinstance(hidden, tuple):
         return tuple(h.index_select(1, indices) for h in hidden)
     return hidden.index_select(1, indices)
+
+
+def gru_step(gates: Tensor, hidden: Tensor, rnn: nn.GRU) -> Tensor:
+    """One step of `rnn` (one nn.GRU layer) from its input side's gates W_ih x + b_ih (B, 3H)
+    and the state h (B, H), with nn.GRU's equations:
+
+        r = σ(W_ir x + b_ir + W_hr h + b_hr)    z = σ(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))    h' = (1 - z) ⊙ n + z ⊙ h
+
+    Taking the gates instead of x lets teacher forcing compute the embeddings' share of them
+    for all T steps in one product and the context's share from pre-projected encoder outputs.
+    """
+    hidden_gates = F.linear(hidden, rnn.weight_hh_l0, rnn.bias_hh_l0)  # (B, 3H)
+    size = hidden.size(-1)
+    reset, update = torch.sigmoid(gates[:, : 2 * size] + hidden_gates[:, : 2 * size]).chunk(2, -1)
+    new = torch.tanh(gates[:, 2 * size :] + reset * hidden_gates[:, 2 * size :])
+    return torch.lerp(new, hidden, update)

@@ -217,13 +217,20 @@ class RNNSeq2Seq(Seq2SeqModel):
         return StepOutput(log_probs=log_probs, state=state, attention=weights)
 
     def forward(
-        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, return_attention: bool = False
+        self,
+        src: Tensor,
+        src_lengths: Tensor,
+        tgt_in: Tensor,
+        return_attention: bool = False,
+        positions: Tensor | None = None,
     ) -> ModelOutput:
         check_target(src, tgt_in)
         state = self.init_state(self.encode(src, src_lengths))
         embedded = self.embedding_dropout(self.tgt_embed(tgt_in))  # (B, T, E)
         features, attended = self.decoder(embedded, state)
-        logits = self.output_layer(features)  # (B, T, V), one projection for all T positions
+        if positions is not None:
+            features = features[positions]  # (N, H)
+        logits = self.output_layer(features)  # (B, T, V) or (N, V): one projection for all
         if not return_attention:
             return ModelOutput(logits=logits)
         weights = torch.cat([a.dense_weights(src.size(1)) for a in attended], dim=1)  # (B, T, S)

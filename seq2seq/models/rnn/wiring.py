@@ -11,22 +11,45 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seq2seq.models.rnn.attention import Attention, AttentionOutput, EncoderMemory
-from seq2seq.models.rnn.cells import Hidden, make_rnn, top_layer
+from seq2seq.models.rnn.cells import Hidden, gru_step, make_rnn, top_layer
 from seq2seq.models.rnn.state import RNNDecoderState
+
+
+def joined(outputs: list[AttentionOutput], values: Tensor) -> AttentionOutput:
+    """The attention outputs of consecutive steps as one covering them all, with its contexts
+    (B, T, K) computed over `values` (B, S, K) in one product."""
+    weights = torch.cat([o.weights for o in outputs], dim=1)
+    window = None if outputs[0].window is None else torch.cat([o.window for o in outputs], 1)
+    center = None if outputs[0].center is None else torch.cat([o.center for o in outputs], 1)
+    output = AttentionOutput(values, weights, window, outputs[-1].state, center)
+    return replace(output, context=torch.bmm(output.dense_weights(values.size(1)), values))
 
 
 class DecoderWiring(nn.Module):
     """A recurrent decoder and the way it consumes attention (see the subclasses)."""
 
     output_size: int
+    rnn: nn.RNNBase
 
     def __init__(self, *, attention: Attention, dropout: float) -> None:
         super().__init__()
         self.attention = attention
         self.dropout = nn.Dropout(dropout)
+        self.fused = True  # teacher forcing may take the fused path (tests switch it off)
+
+    def _fusable(self) -> bool:
+        """Whether teacher forcing can run the fused loop: one GRU layer (its gates computed
+        by `gru_step`) and an attention whose context a linear map can be moved into."""
+        return (
+            self.fused
+            and isinstance(self.rnn, nn.GRU)
+            and self.rnn.num_layers == 1
+            and self.attention.context_is_weighted_values
+        )
 
     def initial_feed(self, hidden: Hidden) -> Tensor | None:
         """What the first step is fed besides BOS (None: nothing)."""
@@ -117,6 +140,8 @@ class BahdanauWiring(DecoderWiring):
     def forward(
         self, embedded: Tensor, state: RNNDecoderState
     ) -> tuple[Tensor, list[AttentionOutput]]:
+        if self._fusable():
+            return self._fused_forward(embedded, state)
         hidden, attention_state, states, attended = state.hidden, state.attention, [], []
         # one split, not T slices: each slice's backward would add a zero-padded (B, T, E) copy
         for t, y_t in enumerate(embedded.split(1, dim=1)):
@@ -129,6 +154,27 @@ class BahdanauWiring(DecoderWiring):
         contexts = torch.cat([a.context for a in attended], dim=1)  # (B, T, C)
         # the deep output does not feed back, so it runs once over all T positions
         return self._readout(torch.cat(states, dim=1), contexts, embedded), attended
+
+    def _fused_forward(
+        self, embedded: Tensor, state: RNNDecoderState
+    ) -> tuple[Tensor, list[AttentionOutput]]:
+        """`forward` with the GRU's input product W_ih [E y_{t-1}; c_t] split in two: the
+        embeddings' share for all T steps in one product, and the context's share as the
+        attention weights times the encoder outputs projected once (W_ic h_j, (B, S, 3H)):
+        W_ic c_t = Σ_j a_tj W_ic h_j. The true contexts, for the deep output, are one product
+        after the loop."""
+        weight, size = self.rnn.weight_ih_l0, embedded.size(-1)
+        gates = F.linear(embedded, weight[:, :size], self.rnn.bias_ih_l0)  # (B, T, 3H)
+        projected = replace(state.memory, values=F.linear(state.memory.values, weight[:, size:]))
+        hidden, attention_state, states, attended = state.hidden[0], state.attention, [], []
+        for t, gates_t in enumerate(gates.unbind(1)):
+            a_t = self.attention(hidden.unsqueeze(1), projected, state.step + t, attention_state)
+            hidden = gru_step(gates_t + a_t.context.squeeze(1), hidden, self.rnn)  # s_t
+            attention_state = a_t.state
+            states.append(hidden)
+            attended.append(a_t)
+        attention = joined(attended, state.memory.values)
+        return self._readout(torch.stack(states, 1), attention.context, embedded), [attention]
 
 
 class LuongWiring(DecoderWiring):
@@ -209,6 +255,8 @@ class LuongWiring(DecoderWiring):
             states, _ = self.rnn(embedded, state.hidden)  # (B, T, H), all steps at once
             h_tilde, attended = self._attentional(states, state.memory, state.step, state.attention)
             return h_tilde, [attended]
+        if self._fusable():
+            return self._fused_forward(embedded, state)
         feed, hidden, attention_state = state.feed, state.hidden, state.attention
         outputs, attended = [], []
         for t, y_t in enumerate(embedded.split(1, dim=1)):  # one split: see BahdanauWiring
@@ -219,6 +267,30 @@ class LuongWiring(DecoderWiring):
             outputs.append(feed)
             attended.append(a_t)
         return torch.cat(outputs, dim=1), attended
+
+    def _fused_forward(
+        self, embedded: Tensor, state: RNNDecoderState
+    ) -> tuple[Tensor, list[AttentionOutput]]:
+        """`forward` with input feeding, its products split as in BahdanauWiring's: the
+        embeddings' share of the GRU's gates for all T steps in one product, and W_c [c_t; h_t]
+        as Σ_s a_t(s) W_cc h̄_s + W_ch h_t with the encoder outputs projected once (B, S, H)."""
+        weight, size = self.rnn.weight_ih_l0, embedded.size(-1)
+        gates = F.linear(embedded, weight[:, :size], self.rnn.bias_ih_l0)  # (B, T, 3H)
+        feed_weight = weight[:, size:].t()  # (H, 3H): W_ih's share of h~_{t-1}
+        combine, keys = self.combine_layer.weight, self.attention.key_size
+        projected = replace(state.memory, values=F.linear(state.memory.values, combine[:, :keys]))
+        combine_states = combine[:, keys:]  # W_ch, sliced once: a slice's backward fills zeros
+        feed, hidden, attention_state = state.feed.squeeze(1), state.hidden[0], state.attention
+        outputs, attended = [], []
+        for t, gates_t in enumerate(gates.unbind(1)):
+            hidden = gru_step(torch.addmm(gates_t, feed, feed_weight), hidden, self.rnn)  # h_t
+            query = hidden.unsqueeze(1)  # (B, 1, H)
+            a_t = self.attention(query, projected, state.step + t, attention_state)
+            h_tilde = self.dropout(torch.tanh(a_t.context + F.linear(query, combine_states)))
+            feed, attention_state = h_tilde.squeeze(1), a_t.state
+            outputs.append(h_tilde)
+            attended.append(a_t)
+        return torch.cat(outputs, dim=1), [joined(attended, state.memory.values)]
 
 
 WIRINGS: dict[str, type[DecoderWiring]] = {"bahdanau": BahdanauWiring, "luong": LuongWiring}

@@ -75,6 +75,9 @@ class Attention(nn.Module):
     """
 
     normalised: bool = True  # weights sum to one over each sentence's real positions
+    # the context is sum_s a_t(s) values_s with weights that never read the values, so a linear
+    # map of the context equals the weighted sum of mapped values (the RNN decoders' fast path)
+    context_is_weighted_values: bool = True
 
     def __init__(self, *, query_size: int, key_size: int, normalizer: str = "softmax") -> None:
         super().__init__()

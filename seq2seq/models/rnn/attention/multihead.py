@@ -39,6 +39,7 @@ class MultiHeadAttention(Attention):
                 f"({query_size}), got {heads}"
             )
         self.heads = heads
+        self.context_is_weighted_values = heads == 1  # W_o mixes the heads' contexts
         if heads == 1:
             self.content = content_score(score, query_size=query_size, key_size=key_size)
             return
