@@ -22,6 +22,7 @@ more than the rare search error.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -267,6 +268,7 @@ def top_k_rows(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return values, candidates.gather(1, best)
 
 
+@functools.cache  # one answer per (vocabulary, beam) pair, asked at every search step
 def _block_count(columns: int, k: int) -> int | None:
     """G blocks of at least 8 columns each (the smallest such divisor of V), or None where that
     leaves too few blocks to pay (V = 8,000: 1,000 blocks of 8)."""
