@@ -49,7 +49,7 @@ CHANGES = {
     "dropout0.3": {"model.dropout": 0.3},
     "label_smoothing0": {"trainer.label_smoothing": 0.0},
     "vocab4000": {"tokenizer.vocab_size": 4000},
-    "lr1e-3": {"optim.lr": 1.0e-3},
+    "lr3e-4": {"optim.lr": 3.0e-4},
 }
 SMALL = {
     "bahdanau": {"model.embedding_size": 128, "model.hidden_size": 128},

@@ -116,7 +116,7 @@ def test_the_transformer_brings_its_training_recipe_and_the_command_line_overrid
     assert recipe("model=transformer") == transformer
     assert recipe("model=transformer_base") == transformer
     assert recipe("experiment=compare_attention", "variant=transformer") == transformer
-    assert recipe("model=rnn") == ("Adam", 3e-4, [0.9, 0.999], "ConstantLR")
+    assert recipe("model=rnn") == ("Adam", 1e-3, [0.9, 0.999], "ConstantLR")
     assert recipe("model=transformer", "scheduler=constant", "optim.lr=1e-3")[1:4:2] == (
         1e-3,
         "ConstantLR",
