@@ -116,7 +116,8 @@ def reference(attention: Attention, equation: str, *args) -> Tensor:
     try:
         return getattr(attention, equation)(*args)
     except NotImplementedError as missing:
-        pytest.fail(str(missing), pytrace=False)
+        message = str(missing)
+    pytest.fail(message, pytrace=False)  # outside `except`: the message once, no traceback
 
 
 def check_weights_and_context(attention: Attention) -> Tensor:

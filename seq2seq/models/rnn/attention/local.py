@@ -68,7 +68,10 @@ class LocalAttention(Attention):
 
     def reference_center(self, h_t: Tensor, length: int, t: int) -> float:
         """p_t of one query h_t (Q,) at target position t in a sentence of `length`."""
-        raise NotImplementedError(f"{type(self).__name__} has no reference_center")
+        raise NotImplementedError(
+            f"{type(self).__name__} ({type(self).__module__}) has no reference equation for its "
+            "centre: give it reference_center(h_t, length, t), p_t by its paper's equation"
+        )
 
     def reference_prior(self, s: int, center: float) -> float:
         """What the window's weight of position s is multiplied by (1: nothing)."""
