@@ -36,9 +36,9 @@ def missing_data(reason: str) -> NoReturn:
 variants.register()  # as seq2seq.train does before Hydra composes
 
 
-def compose_config(name: str | None, *overrides: str) -> DictConfig:
+def compose_config(name: str | None, *overrides: str, config_dir: Path = CONFIG_DIR) -> DictConfig:
     """configs/<name>.yaml as users run it, with these command-line overrides."""
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         return compose(config_name=name, overrides=list(overrides))
 
 
@@ -63,10 +63,10 @@ def sweep_points(experiment: str, config_dir: Path = CONFIG_DIR) -> list[list[st
 
 
 @functools.cache  # composing is the slow part of model tests; callers copy before mutating
-def compose_model(*overrides: str) -> DictConfig:
+def compose_model(*overrides: str, config_dir: Path = CONFIG_DIR) -> DictConfig:
     """The `model` node of the train config, e.g. compose_model("model=rnn",
     "model/attention=bahdanau") (composed whole: model configs also choose optim/scheduler)."""
-    return compose_config("train", *overrides).model
+    return compose_config("train", *overrides, config_dir=config_dir).model
 
 
 def training_recipe(cfg: DictConfig) -> tuple[str, float, list[float], str]:

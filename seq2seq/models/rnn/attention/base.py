@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from seq2seq.models.rnn.attention import equations
 from seq2seq.models.rnn.attention.normalizers import check_normalizer, masked_normalize
 
 
@@ -72,6 +73,11 @@ class Attention(nn.Module):
     A variant that remembers its past weights (coverage) keeps them in a state it creates in
     `initial_state`, takes back in `forward` and returns in `AttentionOutput.state`; the decoder
     state carries it and reorders it with the hypotheses.
+
+    Each variant also states its paper's equation as plain code, one query and one source
+    position at a time (`reference_score`, or `reference_weights` for any other alignment, and
+    `reference_context` where the context is not Σ_s a_t(s) h̄_s), which
+    tests/models/test_attention_equations.py compares with `forward`.
     """
 
     normalised: bool = True  # weights sum to one over each sentence's real positions
@@ -107,3 +113,29 @@ class Attention(nn.Module):
         """Attend with queries (B, T, Q), the t-th of which is target position `step + t`."""
         weights = self.normalize(self.score(query, memory.keys), memory.mask.unsqueeze(1))
         return AttentionOutput(context=torch.bmm(weights, memory.values), weights=weights)
+
+    def reference_score(self, h_t: Tensor, h_s: Tensor) -> Tensor:
+        """score(h_t, h̄_s) of one query (Q,) and one source position (K,) in float64, written
+        from the paper's equation (the references of seq2seq/models/rnn/attention/equations.py)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} ({type(self).__module__}) has no reference equation: give it "
+            "reference_score(h_t, h_s) (a global score of one query and one source position) or, "
+            "for any other alignment, reference_weights(query, values, lengths, step), written "
+            "from its paper's equation (docs/attention.md, 'Adding a variant')"
+        )
+
+    def reference_weights(
+        self, query: Tensor, values: Tensor, lengths: Tensor, step: int
+    ) -> Tensor:
+        """The weights (B, T, S) by the paper's equation in float64: here a global score,
+        normalised over each sentence (`equations.global_weights`)."""
+        return equations.global_weights(
+            self.reference_score, self.normalizer, query, values, lengths
+        )
+
+    def reference_context(
+        self, query: Tensor, values: Tensor, lengths: Tensor, step: int
+    ) -> Tensor:
+        """c_t = Σ_s a_t(s) h̄_s (B, T, K) over `reference_weights`."""
+        weights = self.reference_weights(query, values, lengths, step)
+        return torch.einsum("bts,bsk->btk", weights, values)

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from seq2seq.models.rnn.attention.base import Attention
+from seq2seq.models.rnn.attention.equations import weight
 
 
 class BahdanauAttention(Attention):
@@ -32,6 +33,13 @@ class BahdanauAttention(Attention):
         energy = torch.tanh(self.query_layer(query).unsqueeze(2) + keys.unsqueeze(1))
         return self.energy_layer(energy).squeeze(-1)  # (N, T, S)
 
+    def reference_score(self, h_t: Tensor, h_s: Tensor) -> Tensor:
+        """Bahdanau (2015) A.1.2: e_tj = v_a^T tanh(W_a s_{t-1} + U_a h_j) (s_{t-1} is h_t,
+        h_j is h_s)."""
+        w_a, u_a = weight(self.query_layer), weight(self.key_layer)
+        v_a = weight(self.energy_layer)[0]
+        return v_a @ torch.tanh(w_a @ h_t + u_a @ h_s)
+
 
 class LuongConcatAttention(BahdanauAttention):
     """The `concat` score of Luong et al. (2015), "Effective Approaches to Attention-based Neural
@@ -42,6 +50,12 @@ class LuongConcatAttention(BahdanauAttention):
     Splitting W_a over the concatenation gives exactly Bahdanau's additive score; the papers
     differ in the query (h_t here, s_{t-1} there), which the decoder wiring decides.
     """
+
+    def reference_score(self, h_t: Tensor, h_s: Tensor) -> Tensor:
+        """Luong (2015) §3.1: v_a^T tanh(W_a [h_t; h̄_s]), W_a one matrix over the concatenation."""
+        w_a = torch.cat([weight(self.query_layer), weight(self.key_layer)], dim=1)
+        v_a = weight(self.energy_layer)[0]
+        return v_a @ torch.tanh(w_a @ torch.cat([h_t, h_s]))
 
 
 class LuongDotAttention(Attention):
@@ -64,6 +78,10 @@ class LuongDotAttention(Attention):
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
         return torch.bmm(query, keys.transpose(1, 2))  # (N, T, S)
 
+    def reference_score(self, h_t: Tensor, h_s: Tensor) -> Tensor:
+        """Luong (2015) §3.1: h_t^T h̄_s."""
+        return h_t @ h_s
+
 
 class LuongGeneralAttention(Attention):
     """The `general` score of Luong et al. (2015), section 3.1: score(h_t, h̄_s) = h_t^T W_a h̄_s.
@@ -80,6 +98,10 @@ class LuongGeneralAttention(Attention):
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
         return torch.bmm(query, keys.transpose(1, 2))  # (N, T, S)
+
+    def reference_score(self, h_t: Tensor, h_s: Tensor) -> Tensor:
+        """Luong (2015) §3.1: h_t^T W_a h̄_s."""
+        return h_t @ (weight(self.key_layer) @ h_s)
 
 
 # The content scores a local variant can use (`model.attention.score`), Luong et al. (2015) §3.1.

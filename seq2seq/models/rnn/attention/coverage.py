@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from seq2seq.models.rnn.attention import equations
 from seq2seq.models.rnn.attention.base import AttentionOutput, EncoderMemory
 from seq2seq.models.rnn.attention.content import BahdanauAttention
+from seq2seq.models.rnn.attention.equations import weight
 
 
 class BahdanauCoverageAttention(BahdanauAttention):
@@ -47,3 +49,27 @@ class BahdanauCoverageAttention(BahdanauAttention):
         weights = torch.cat(weights, dim=1)  # (B, T, S)
         context = torch.bmm(weights, memory.values)
         return AttentionOutput(context=context, weights=weights, state=coverage)
+
+    def reference_weights(
+        self, query: Tensor, values: Tensor, lengths: Tensor, step: int
+    ) -> Tensor:
+        """See et al. (2017) eq. 11: e_t(s) = v_a^T tanh(W_a s_{t-1} + U_a h_s + w_c c_t(s)) with
+        c_t(s) = Σ_{t' < t} a_{t'}(s), 0 before the first of these queries."""
+        w_a, u_a, v_a = (
+            weight(self.query_layer),
+            weight(self.key_layer),
+            weight(self.energy_layer)[0],
+        )
+        w_c = weight(self.coverage_layer)[:, 0]
+        weights = equations.zero_weights(query, values)
+        for b, length in enumerate(lengths.tolist()):
+            coverage = [0.0] * length
+            for t in range(query.size(1)):
+                scores = [
+                    v_a @ torch.tanh(w_a @ query[b, t] + u_a @ values[b, s] + w_c * coverage[s])
+                    for s in range(length)
+                ]
+                for s, a in enumerate(equations.normalize(self.normalizer, scores)):
+                    weights[b, t, s] = a
+                    coverage[s] += float(a)
+        return weights

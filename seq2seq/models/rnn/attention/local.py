@@ -6,9 +6,12 @@ O(w) scores whatever the source length.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
+from seq2seq.models.rnn.attention import equations
 from seq2seq.models.rnn.attention.base import Attention, AttentionOutput, EncoderMemory
 from seq2seq.models.rnn.attention.content import content_score
 
@@ -63,6 +66,34 @@ class LocalAttention(Attention):
         context = torch.bmm(weights.view(batch * steps, 1, width), values).view(batch, steps, -1)
         return AttentionOutput(context=context, weights=weights, window=index, center=center)
 
+    def reference_center(self, h_t: Tensor, length: int, t: int) -> float:
+        """p_t of one query h_t (Q,) at target position t in a sentence of `length`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} ({type(self).__module__}) has no reference equation for its "
+            "centre: give it reference_center(h_t, length, t), p_t by its paper's equation"
+        )
+
+    def reference_prior(self, s: int, center: float) -> float:
+        """What the window's weight of position s is multiplied by (1: nothing)."""
+        return 1.0
+
+    def reference_weights(
+        self, query: Tensor, values: Tensor, lengths: Tensor, step: int
+    ) -> Tensor:
+        """Luong (2015) §3.2: a_t(s) = align(h_t, h̄_s) · prior(s) over the s in
+        [p_t - D, p_t + D] inside the sentence, align the content score normalised over that
+        window; 0 elsewhere."""
+        weights = equations.zero_weights(query, values)
+        for b, length in enumerate(lengths.tolist()):
+            for t in range(query.size(1)):
+                p_t = self.reference_center(query[b, t], length, step + t)
+                window = equations.window(p_t, self.half_width, length)
+                scores = [self.content.reference_score(query[b, t], values[b, s]) for s in window]
+                aligned = equations.normalize(self.normalizer, scores)
+                for s, a in zip(window, aligned, strict=True):
+                    weights[b, t, s] = a * self.reference_prior(s, p_t)
+        return weights
+
 
 class LuongLocalMAttention(LocalAttention):
     """Local-m (monotonic alignment), Luong et al. (2015), section 3.2: p_t = t.
@@ -75,6 +106,10 @@ class LuongLocalMAttention(LocalAttention):
         targets = torch.arange(step, step + query.size(1), device=query.device)  # (T,)
         last = (memory.lengths - 1).unsqueeze(1)  # (B, 1)
         return torch.minimum(targets.unsqueeze(0), last).float()  # (B, T)
+
+    def reference_center(self, h_t: Tensor, length: int, t: int) -> float:
+        """p_t = t, held at the sentence's last position S - 1."""
+        return float(min(t, length - 1))
 
 
 class LuongLocalPAttention(LocalAttention):
@@ -118,6 +153,15 @@ class LuongLocalPAttention(LocalAttention):
         sigma = self.half_width / 2
         gaussian = torch.exp(-((positions - center.unsqueeze(-1)) ** 2) / (2 * sigma**2))
         return weights * gaussian
+
+    def reference_center(self, h_t: Tensor, length: int, t: int) -> float:
+        """Luong (2015) eq. (9): p_t = S · sigmoid(v_p^T tanh(W_p h_t)), S the true length."""
+        w_p, v_p = equations.weight(self.position_layer), equations.weight(self.position_energy)[0]
+        return length * float(torch.sigmoid(v_p @ torch.tanh(w_p @ h_t)))
+
+    def reference_prior(self, s: int, center: float) -> float:
+        """Luong (2015) eq. (10): exp(-(s - p_t)^2 / (2σ^2)), σ = D / 2, not renormalised."""
+        return math.exp(-((s - center) ** 2) / (2 * (self.half_width / 2) ** 2))
 
 
 def check_half_width(half_width: int) -> int:

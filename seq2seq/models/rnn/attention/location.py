@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seq2seq.models.rnn.attention import equations
 from seq2seq.models.rnn.attention.base import Attention
 
 
@@ -42,3 +43,18 @@ class LuongLocationAttention(Attention):
         if missing > 0:
             scores = F.pad(scores, (0, missing), value=torch.finfo(scores.dtype).min)
         return scores  # (N, T, S)
+
+    def reference_weights(
+        self, query: Tensor, values: Tensor, lengths: Tensor, step: int
+    ) -> Tensor:
+        """Luong (2015) §3.1: a_t = softmax(W_a h_t) (or the configured normaliser) over the
+        sentence's positions that W_a has a row for; 0 beyond them."""
+        w_a = equations.weight(self.location_layer)  # (max_source_length, Q)
+        weights = equations.zero_weights(query, values)
+        for b, length in enumerate(lengths.tolist()):
+            scored = min(length, w_a.size(0))
+            for t in range(query.size(1)):
+                scores = [w_a[s] @ query[b, t] for s in range(scored)]
+                for s, a in enumerate(equations.normalize(self.normalizer, scores)):
+                    weights[b, t, s] = a
+        return weights

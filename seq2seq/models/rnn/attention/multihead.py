@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+import torch
 from torch import Tensor, nn
 
+from seq2seq.models.rnn.attention import equations
 from seq2seq.models.rnn.attention.base import Attention, AttentionOutput, EncoderMemory
 from seq2seq.models.rnn.attention.content import content_score
 
@@ -79,3 +83,39 @@ class MultiHeadAttention(Attention):
         contexts = weights @ memory.values.unsqueeze(1)  # (B, h, T, C)
         context = self.output_layer(contexts.transpose(1, 2).flatten(2))  # (B, T, C)
         return AttentionOutput(context=context, weights=weights.mean(dim=1))
+
+    def reference_head_score(self, i: int, h_t: Tensor, h_s: Tensor) -> Tensor:
+        """Head i's score(q_i, k_i), q_i = W_q^i h_t, k_i = W_k^i h̄_s, W^i the i-th block of
+        Q / h rows (no projections with one head)."""
+        if self.heads == 1:
+            return self.content.reference_score(h_t, h_s)
+        q_i = (equations.weight(self.query_heads) @ h_t).chunk(self.heads)[i]
+        k_i = (equations.weight(self.key_heads) @ h_s).chunk(self.heads)[i]
+        return self.content.reference_score(q_i, k_i)
+
+    def reference_heads(self, query: Tensor, values: Tensor, lengths: Tensor) -> Tensor:
+        """a_t^i(s) = normalize_s(score(q_i, k_i)) of every head (B, h, T, S)."""
+        heads = [
+            equations.global_weights(
+                partial(self.reference_head_score, i), self.normalizer, query, values, lengths
+            )
+            for i in range(self.heads)
+        ]
+        return torch.stack(heads, dim=1)
+
+    def reference_weights(
+        self, query: Tensor, values: Tensor, lengths: Tensor, step: int
+    ) -> Tensor:
+        """The weights reported: the mean of the heads' a_t^i."""
+        return self.reference_heads(query, values, lengths).mean(dim=1)
+
+    def reference_context(
+        self, query: Tensor, values: Tensor, lengths: Tensor, step: int
+    ) -> Tensor:
+        """c_t = W_o [Σ_s a_t^1(s) h̄_s; ...; Σ_s a_t^h(s) h̄_s] (B, T, K); with one head there is
+        no W_o and c_t = Σ_s a_t(s) h̄_s."""
+        if self.heads == 1:
+            return super().reference_context(query, values, lengths, step)
+        heads = self.reference_heads(query, values, lengths)
+        contexts = torch.einsum("bhts,bsk->bthk", heads, values).flatten(2)  # (B, T, h·K)
+        return contexts @ equations.weight(self.output_layer).T

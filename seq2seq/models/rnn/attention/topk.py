@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seq2seq.models.rnn.attention import equations
 from seq2seq.models.rnn.attention.base import Attention, AttentionOutput, EncoderMemory
 from seq2seq.models.rnn.attention.content import content_score
 from seq2seq.models.rnn.attention.local import check_half_width, gather_window
@@ -85,3 +86,27 @@ class LuongTopKAttention(Attention):
         width = index.size(-1)
         context = torch.bmm(weights.view(batch * steps, 1, width), values).view(batch, steps, -1)
         return AttentionOutput(context=context, weights=weights, window=index)
+
+    def reference_weights(
+        self, query: Tensor, values: Tensor, lengths: Tensor, step: int
+    ) -> Tensor:
+        """π(s) = sigmoid(v_p^T tanh(W_p h̄_s)); K_t = the k = 2D + 1 real positions with the
+        largest score(h_t, h̄_s) + log π(s); a_t(s) = normalize_{K_t}(score) · π(s), 0 elsewhere."""
+        w_p, v_p = (
+            equations.weight(self.relevance_layer),
+            equations.weight(self.relevance_energy)[0],
+        )
+        k = 2 * self.half_width + 1
+        weights = equations.zero_weights(query, values)
+        for b, length in enumerate(lengths.tolist()):
+            prior = [torch.sigmoid(v_p @ torch.tanh(w_p @ values[b, s])) for s in range(length)]
+            for t in range(query.size(1)):
+                scores = [
+                    self.content.reference_score(query[b, t], values[b, s]) for s in range(length)
+                ]
+                ranked = sorted(range(length), key=lambda s: -(scores[s] + torch.log(prior[s])))
+                kept = sorted(ranked[:k])
+                aligned = equations.normalize(self.normalizer, [scores[s] for s in kept])
+                for s, a in zip(kept, aligned, strict=True):
+                    weights[b, t, s] = a * prior[s]
+        return weights
