@@ -420,3 +420,31 @@ def test_beam_search_on_multi30k_finds_what_the_flat_top_k_finds(monkeypatch):
     assert [[(h.tokens, h.score) for h in hyps] for hyps in fast] == [
         [(h.tokens, h.score) for h in hyps] for hyps in plain
     ]
+
+
+# --------------------------------------------------------------- the optimiser's fused step
+
+
+@pytest.mark.parametrize("optim", ["adam", "adam_transformer", "adamw"])
+def test_fused_adam_steps_as_the_for_loop_adam(optim):
+    """configs/optim's fused step (one kernel per parameter) moves a model's weights as the
+    for-loop Adam does, over several updates with real gradients."""
+    settings = support.compose_config("train", f"optim={optim}").optim
+    assert settings.fused
+    models = [build(*TINY_RNN).train() for _ in range(2)]
+    optimizers = [
+        instantiate(settings, fused=fused)(m.parameters())
+        for m, fused in zip(models, [True, False])
+    ]
+    src, lengths = source([5, 3, 4])
+    tgt_in, _ = source([6, 2, 4], seed=2)
+    for _ in range(3):
+        for model, optimizer in zip(models, optimizers, strict=True):
+            optimizer.zero_grad()
+            model(src, lengths, tgt_in).logits.logsumexp(-1).sum().backward()
+            optimizer.step()
+    for fused, plain in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(fused, plain, atol=1e-6, rtol=1e-5)
+    assert any(
+        not torch.equal(p, q) for p, q in zip(models[0].parameters(), build(*TINY_RNN).parameters())
+    )
