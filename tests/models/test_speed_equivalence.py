@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from seq2seq import decoding
 from seq2seq.data.files import read_lines
 from seq2seq.models.rnn import RNNSeq2Seq, wiring
+from seq2seq.models.rnn.attention import local
 from seq2seq.models.rnn.state import RNNDecoderState
 from seq2seq.models.sharing import select_rows, shared_rows
 from seq2seq.models.transformer import Transformer, TransformerState
@@ -305,6 +306,62 @@ def test_rnn_fused_teacher_forcing_equals_the_stepwise_loop(attention, monkeypat
             torch.testing.assert_close(f, r, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("score", ["general", "concat"])
+@pytest.mark.parametrize("attention", ["luong_local_p", "luong_local_m"])
+@pytest.mark.parametrize("wiring_overrides", [(), ("model.decoder.wiring=bahdanau",)])
+def test_local_attention_over_a_whole_short_source_equals_the_gathered_window(
+    attention, score, wiring_overrides, monkeypatch
+):
+    """Sources no longer than twice the window are scored whole and the context is one product
+    with the scattered weights; loss, gradients, attention and centres are those of the
+    gathered windows (padded batches; windows clipped at both ends of the sentences)."""
+    model = build(
+        *TINY_RNN,
+        "model.dropout=0.3",
+        f"model/attention={attention}",
+        f"model.attention.score={score}",
+        "model.attention.half_width=2",  # W = 5: sources of 7 fit twice, clipped windows
+        *wiring_overrides,
+    ).train()
+    src, lengths = source([5, 3, 4, 7])
+    tgt_in, _ = source([6, 2, 4, 5], seed=2)
+    tgt_in[:, 0] = BOS
+    weights = torch.randn(4, 6, VOCAB, generator=torch.Generator().manual_seed(3))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    gathered = []
+    monkeypatch.setattr(local, "gather_window", counting(local.gather_window, gathered))
+
+    def run(whole: bool) -> tuple[torch.Tensor, tuple, torch.Tensor, torch.Tensor]:
+        model.decoder.attention.whole_short_sources = whole
+        torch.manual_seed(5)
+        out = model(src, lengths, tgt_in, return_attention=True)
+        loss = (out.logits.log_softmax(-1) * weights).sum()
+        grads = torch.autograd.grad(loss, parameters, allow_unused=True)
+        return loss, grads, out.attention, out.attention_centers
+
+    reference = run(whole=False)
+    assert gathered
+    gathered.clear()
+    fast = run(whole=True)
+    assert not gathered  # the whole-source path was taken at every step
+    torch.testing.assert_close(fast[0], reference[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast[2], reference[2], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(fast[3], reference[3], atol=1e-6, rtol=1e-5)
+    for f, r in zip(fast[1], reference[1], strict=True):
+        assert (f is None) == (r is None)
+        if f is not None:
+            torch.testing.assert_close(f, r, atol=1e-5, rtol=1e-4)
+
+
+def test_local_attention_gathers_the_window_of_a_long_source(monkeypatch):
+    model = build(*TINY_RNN, "model/attention=luong_local_p", "model.attention.half_width=1")
+    gathered = []
+    monkeypatch.setattr(local, "gather_window", counting(local.gather_window, gathered))
+    src, lengths = source([5, 3, 4, 7])  # 7 > 2W = 6
+    model(src, lengths, torch.full((4, 2), BOS))
+    assert len(gathered) == 2 * 2  # keys and values at each of the 2 steps
+
+
 @pytest.mark.parametrize(
     "overrides",
     [("model.cell=lstm",), ("model.num_decoder_layers=2",), ("model/attention=multihead",)],
@@ -420,3 +477,31 @@ def test_beam_search_on_multi30k_finds_what_the_flat_top_k_finds(monkeypatch):
     assert [[(h.tokens, h.score) for h in hyps] for hyps in fast] == [
         [(h.tokens, h.score) for h in hyps] for hyps in plain
     ]
+
+
+# --------------------------------------------------------------- the optimiser's fused step
+
+
+@pytest.mark.parametrize("optim", ["adam", "adam_transformer", "adamw"])
+def test_fused_adam_steps_as_the_for_loop_adam(optim):
+    """configs/optim's fused step (one kernel per parameter) moves a model's weights as the
+    for-loop Adam does, over several updates with real gradients."""
+    settings = support.compose_config("train", f"optim={optim}").optim
+    assert settings.fused
+    models = [build(*TINY_RNN).train() for _ in range(2)]
+    optimizers = [
+        instantiate(settings, fused=fused)(m.parameters())
+        for m, fused in zip(models, [True, False])
+    ]
+    src, lengths = source([5, 3, 4])
+    tgt_in, _ = source([6, 2, 4], seed=2)
+    for _ in range(3):
+        for model, optimizer in zip(models, optimizers, strict=True):
+            optimizer.zero_grad()
+            model(src, lengths, tgt_in).logits.logsumexp(-1).sum().backward()
+            optimizer.step()
+    for fused, plain in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(fused, plain, atol=1e-6, rtol=1e-5)
+    assert any(
+        not torch.equal(p, q) for p, q in zip(models[0].parameters(), build(*TINY_RNN).parameters())
+    )

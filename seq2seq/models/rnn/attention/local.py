@@ -1,12 +1,14 @@
 """Luong's local attention: score only a window of 2w + 1 source positions around p_t.
 
 The window is gathered, not masked out of a full (T, S) score matrix, so one target step costs
-O(w) scores whatever the source length.
+O(w) scores whatever the source length; a source of at most twice the window is scored whole and
+the window's scores picked (the same O(w), from fewer and larger products).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +38,7 @@ class LocalAttention(Attention):
         super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
         self.content = content_score(score, query_size=query_size, key_size=key_size)
         self.half_width = check_half_width(half_width)
+        self.whole_short_sources = True  # forward may take _whole_source (tests switch it off)
 
     def project_keys(self, values: Tensor) -> Tensor:
         return self.content.project_keys(values)
@@ -56,6 +59,8 @@ class LocalAttention(Attention):
         positions, valid = window_positions(center, self.half_width, memory.lengths)
         index = clip_to_sentence(positions, memory.lengths)  # (B, T, W)
         width = index.size(-1)
+        if self.whole_short_sources and memory.keys.size(1) <= 2 * width:
+            return self._whole_source(query, memory, center, positions, valid, index)
         keys = gather_window(memory.keys, index)  # (B*T, W, A)
         scores = self.content.score(query.reshape(batch * steps, 1, -1), keys)
         weights = self.normalize(scores.view(batch, steps, width), valid)
@@ -65,6 +70,27 @@ class LocalAttention(Attention):
         values = keys if same else gather_window(memory.values, index)  # (B*T, W, C)
         context = torch.bmm(weights.view(batch * steps, 1, width), values).view(batch, steps, -1)
         return AttentionOutput(context=context, weights=weights, window=index, center=center)
+
+    def _whole_source(  # noqa: PLR0913 - forward's window, passed on
+        self,
+        query: Tensor,
+        memory: EncoderMemory,
+        center: Tensor,
+        positions: Tensor,
+        valid: Tensor,
+        index: Tensor,
+    ) -> AttentionOutput:
+        """`forward` for a source no longer than twice the window (nearly all of Multi30k's,
+        so still O(w) scores a step): the content score of every source position, of which the
+        window's are picked, and the context as the window's weights scattered over the source
+        times the values, in place of gathering each query's window of keys and values (the
+        same numbers from fewer and larger products)."""
+        scores = self.content.score(query, memory.keys).gather(2, index)  # (B, T, W)
+        weights = self.reweight(self.normalize(scores, valid), positions, center)
+        output = AttentionOutput(memory.values, weights, window=index, center=center)
+        return replace(
+            output, context=torch.bmm(output.dense_weights(memory.values.size(1)), memory.values)
+        )
 
     def reference_center(self, h_t: Tensor, length: int, t: int) -> float:
         """p_t of one query h_t (Q,) at target position t in a sentence of `length`."""
