@@ -58,9 +58,14 @@ class AttentionOutput:
         """(B, T, S) weights over every source position, zero outside a local window."""
         if self.window is None:
             return self.weights
-        dense = self.weights.new_zeros(*self.weights.shape[:2], source_length)
-        # scatter_add, not scatter: clipped window slots share a position and carry weight 0
-        return dense.scatter_add_(2, self.window, self.weights)
+        return scatter_window(self.weights, self.window, source_length)
+
+
+def scatter_window(weights: Tensor, window: Tensor, source_length: int) -> Tensor:
+    """Window weights (B, T, W) at source positions `window` (B, T, W) as (B, T, S) weights."""
+    dense = weights.new_zeros(*weights.shape[:2], source_length)
+    # scatter_add, not scatter: clipped window slots share a position and carry weight 0
+    return dense.scatter_add_(2, window, weights)
 
 
 class Attention(nn.Module):

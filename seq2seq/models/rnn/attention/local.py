@@ -8,13 +8,17 @@ the window's scores picked (the same O(w), from fewer and larger products).
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
 
 from seq2seq.models.rnn.attention import equations
-from seq2seq.models.rnn.attention.base import Attention, AttentionOutput, EncoderMemory
+from seq2seq.models.rnn.attention.base import (
+    Attention,
+    AttentionOutput,
+    EncoderMemory,
+    scatter_window,
+)
 from seq2seq.models.rnn.attention.content import content_score
 
 
@@ -87,10 +91,9 @@ class LocalAttention(Attention):
         same numbers from fewer and larger products)."""
         scores = self.content.score(query, memory.keys).gather(2, index)  # (B, T, W)
         weights = self.reweight(self.normalize(scores, valid), positions, center)
-        output = AttentionOutput(memory.values, weights, window=index, center=center)
-        return replace(
-            output, context=torch.bmm(output.dense_weights(memory.values.size(1)), memory.values)
-        )
+        dense = scatter_window(weights, index, memory.values.size(1))  # (B, T, S)
+        context = torch.bmm(dense, memory.values)
+        return AttentionOutput(context=context, weights=weights, window=index, center=center)
 
     def reference_center(self, h_t: Tensor, length: int, t: int) -> float:
         """p_t of one query h_t (Q,) at target position t in a sentence of `length`."""
