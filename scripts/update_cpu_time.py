@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
+from seq2seq import runtime
 from seq2seq.bench.models import compose_train_config, reference_models
 from seq2seq.training import job
 from seq2seq.training.distributed import World
@@ -38,11 +39,12 @@ def main() -> None:
     cfg = compose_train_config(reference_models()[args.model], args.overrides, args.updates)
     run = job.prepare_run(cfg, World(device=torch.device("cpu")))
     torch.set_num_threads(1)
-    train = Updates(run.model, instantiate(cfg.optim), run.data.batches("train")[: args.updates])
+    batches = run.data.batches("train")[: args.updates]
+    train = Updates(run.model, instantiate(cfg.optim), batches, run.precision)
     train.one_pass()  # warm-up
     passes = [train.one_pass() for _ in range(args.repeats)]
     print(
-        f"{args.model}: {statistics.median(passes):.1f} ms CPU per update (median of "
+        f"{args.model} ({run.precision}): {statistics.median(passes):.1f} ms CPU per update (median of "
         f"{args.repeats} passes of {args.updates} updates: {[round(p, 1) for p in passes]}); "
         f"last loss {train.last_loss:.4f}"
     )
@@ -51,8 +53,8 @@ def main() -> None:
 class Updates:
     """The same updates, each pass from the same weights and seed."""
 
-    def __init__(self, model: torch.nn.Module, optimizer, batches: list) -> None:
-        self.model, self.batches = model.train(), batches
+    def __init__(self, model: torch.nn.Module, optimizer, batches: list, precision: str) -> None:
+        self.model, self.batches, self.precision = model.train(), batches, precision
         self.optimizer = optimizer(model.parameters())
         self.start = {k: v.clone() for k, v in model.state_dict().items()}
         self.last_loss = float("nan")
@@ -69,7 +71,8 @@ class Updates:
     def update(self, batch) -> float:
         """The trainer's update (seq2seq/training/trainer.py) without its bookkeeping."""
         scored = batch.tgt_out != self.model.pad_id
-        logits = self.model(batch.src, batch.src_lengths, batch.tgt_in, positions=scored).logits
+        with runtime.autocast(torch.device("cpu"), self.precision):
+            logits = self.model(batch.src, batch.src_lengths, batch.tgt_in, positions=scored).logits
         loss = F.cross_entropy(logits.float(), batch.tgt_out[scored], reduction="sum")
         self.optimizer.zero_grad(set_to_none=True)
         (loss / scored.sum()).backward()

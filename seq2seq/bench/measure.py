@@ -10,7 +10,8 @@ With the model's train config (models.py) and the parts `python -m seq2seq.train
    `python -m seq2seq.evaluate` decodes it (token-budget batches), sentences/s and BLEU;
 3. parameter count and peak memory (RSS on CPU, allocated CUDA memory on a GPU).
 
-On CUDA the trainer and search run under bf16 autocast (`trainer.precision=auto`).
+On CUDA and on CPUs with bf16 instructions the trainer and search run under bf16 autocast
+(`trainer.precision=auto`; the table says which precision each model ran in).
 """
 
 from __future__ import annotations

@@ -216,7 +216,8 @@ class MultiHeadCrossAttention(nn.Module):
             )
             return self.out_proj(_merge_heads(context)).view(batch, length, -1), None
         scores = query @ keys.transpose(-2, -1) / math.sqrt(query.size(-1))  # (M, h, g·T, S)
-        weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+        # fp32 weights under autocast too: they are what plots and alignments read
+        weights = scores.float().masked_fill(~mask, float("-inf")).softmax(dim=-1)
         context = F.dropout(weights, dropout_p) @ values  # (M, h, g·T, d_k)
         output = self.out_proj(_merge_heads(context)).view(batch, length, -1)
         heads, source = weights.size(1), weights.size(-1)

@@ -135,7 +135,9 @@ def make_trainer(
         scheduler_cfg[key] = value
     data = SimpleNamespace(batches=lambda split, epoch=0: batches)
     trainer: Trainer | None = None
-    settings = {"validate_every": 1000, "patience": None, "label_smoothing": 0.0} | options
+    # fp32: these tests check the trainer's arithmetic to float tolerance on any CPU
+    settings = {"validate_every": 1000, "patience": None, "label_smoothing": 0.0}
+    settings |= {"precision": "fp32"} | options
     trainer = Trainer(
         model=model,
         optimizer=optimizer,

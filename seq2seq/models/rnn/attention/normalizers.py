@@ -22,23 +22,32 @@ import torch
 from torch import Tensor
 
 
+def at_least_fp32(scores: Tensor) -> Tensor:
+    """bf16/fp16 scores (under autocast) as fp32: weights normalised in bf16 sum to 1 only within
+    ~0.3%, and the alignment and entropy diagnostics read them."""
+    return scores.float() if scores.dtype in (torch.bfloat16, torch.float16) else scores
+
+
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over the last axis where `mask` is True; exactly 0 where it is False.
 
     Every row must keep at least one True position (each variant guarantees it).
     """
+    scores = at_least_fp32(scores)
     # finfo.min instead of -inf: exp(min - max) is exactly 0 and never produces NaN gradients
     return scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
 
 
 def masked_sparsemax(scores: Tensor, mask: Tensor) -> Tensor:
     """Sparsemax over the last axis where `mask` is True; exactly 0 where it is False."""
+    scores = at_least_fp32(scores)
     # finfo.min lies below any threshold τ, so masked positions get exactly 0 (tested)
     return entmax.sparsemax(scores.masked_fill(~mask, torch.finfo(scores.dtype).min), dim=-1)
 
 
 def masked_entmax15(scores: Tensor, mask: Tensor) -> Tensor:
     """1.5-entmax over the last axis where `mask` is True; exactly 0 where it is False."""
+    scores = at_least_fp32(scores)
     return entmax.entmax15(scores.masked_fill(~mask, torch.finfo(scores.dtype).min), dim=-1)
 
 
