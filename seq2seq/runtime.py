@@ -37,8 +37,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bf16 matrices natively. On an AMD EPYC with AVX512-BF16 a
-    bf16 Multi30k training update took 0.68x (RNN) / 0.73x (Transformer) the CPU time of fp32
-    (docs/performance.md)."""
+    Multi30k training update under bf16 autocast took 0.60-0.78x the CPU time of fp32
+    (docs/performance.md, "bf16 on a CPU")."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
 
