@@ -4,6 +4,10 @@ of its throughput window and its reports."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -246,3 +250,51 @@ def test_comparison_with_joeynmt_gives_ratios_against_each_models_goals(tmp_path
     transformer = next(line for line in table.splitlines() if line.startswith("| transformer"))
     assert "2,600.0 / -" in transformer  # JoeyNMT's run is missing: no ratio, no verdict
     assert "(>= 3.0)" in transformer and "(>= 10.0)" in transformer
+
+
+PARENT = """
+import multiprocessing, pathlib, sys, time
+from seq2seq.bench.measure import die_with_parent
+
+def child(ready):
+    die_with_parent()
+    pathlib.Path(ready).touch()
+    time.sleep(60)
+
+if __name__ == "__main__":
+    worker = multiprocessing.get_context("spawn").Process(target=child, args=(sys.argv[1],))
+    worker.start()
+    print(worker.pid, flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_bench_worker_ends_when_the_bench_is_killed(tmp_path):
+    """A bench killed from the shell takes its worker process with it (issue 20's sittings
+    found a killed bench's worker still training, and slowing everything after it)."""
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    ready = tmp_path / "ready"
+    command = [sys.executable, str(script), str(ready)]
+    parent = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not ready.exists():  # the child ran die_with_parent
+        time.sleep(0.1)
+    assert _running(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _running(child):
+        time.sleep(0.1)
+    assert not _running(child)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a reaped or exited child)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
