@@ -45,8 +45,8 @@ def main() -> None:
     passes = [train.one_pass() for _ in range(args.repeats)]
     print(
         f"{args.model} ({run.precision}): {statistics.median(passes):.1f} ms CPU per update "
-        f"(median of {args.repeats} passes of {args.updates} updates: {[round(p, 1) for p in passes]}); "
-        f"last loss {train.last_loss:.4f}"
+        f"(median of {args.repeats} passes of {args.updates} updates: "
+        f"{[round(p, 1) for p in passes]}); last loss {train.last_loss:.4f}"
     )
 
 
