@@ -58,7 +58,7 @@ SMALL = {
 
 
 def test_every_ablation_changes_one_knob_of_the_study_recipe():
-    assert sorted(CHANGES) == sorted(a for a in ABLATIONS if a != "baseline")
+    assert sorted([*CHANGES, "anneal"]) == sorted(a for a in ABLATIONS if a != "baseline")
     jobs = {**jobs_of("attention_ablation"), **jobs_of("attention_ablation_small")}
     expected = [f"{v}_{a}_seed1" for v in ("bahdanau", "transformer") for a in ABLATIONS]
     assert sorted(jobs) == sorted([*expected, "bahdanau_small_seed1", "transformer_small_seed1"])
@@ -76,6 +76,11 @@ def test_every_ablation_changes_one_knob_of_the_study_recipe():
             assert changed == set(change), name
             assert {key: config[key] for key in changed} == change
             assert config["trainer.max_updates"] == 1234  # the study's budget
+        annealed = flat(jobs[f"{variant}_anneal_seed1"])
+        changed = {k for k in study.keys() | annealed.keys() if study.get(k) != annealed.get(k)}
+        assert changed and all(key.startswith("scheduler.") for key in changed)
+        assert annealed["scheduler._target_"] == "seq2seq.training.schedules.one_cycle"
+        assert annealed["scheduler.total_updates"] == 1234  # ends at the study's budget
 
 
 def test_the_ablations_land_where_the_report_reads_them():
