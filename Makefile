@@ -89,6 +89,8 @@ STUDY_RUNS = $(shell echo $$(( ($(words $(wildcard configs/model/attention/*.yam
 # default: on 2 cores two one-thread runs train 1.19x (RNN) / 1.33x (Transformer) the tokens/s
 # of one two-thread run (scripts/study_jobs.sh, bench/study_jobs/study_jobs.md); 1: one at a time
 STUDY_JOBS ?= 2
+# STUDY_HOURS: the most the study may take; the learning curve's budget is cut to fit it
+STUDY_HOURS ?= 8
 STUDY_LAUNCH = $(if $(filter-out 1,$(STUDY_JOBS)),hydra/launcher=joblib hydra.launcher.n_jobs=$(STUDY_JOBS) trainer.num_threads=1)
 .PHONY: study study-curve ablations
 
@@ -108,7 +110,7 @@ ablations: $(STAMP)  ## one-change ablations of the study's recipe (hours), resu
 
 study-curve: $(STAMP)  ## learning curves of the default RNN and the Transformer; prints the study's budget
 	$(PY) -m seq2seq.train -m experiment=attention_study_curve hydra.sweep.dir=$(STUDY_CURVE_DIR) trainer.resume=auto $(DATA_ARG) $(ARGS)
-	$(PY) -m seq2seq.learning_curve $(STUDY_CURVE_DIR) --study-runs $(STUDY_RUNS)
+	$(PY) -m seq2seq.learning_curve $(STUDY_CURVE_DIR) --study-runs $(STUDY_RUNS) --jobs $(STUDY_JOBS) --max-hours $(STUDY_HOURS)
 
 train-ddp: $(STAMP)  ## data-parallel training of the default experiment on NPROC CPU processes
 	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) -m seq2seq.train $(DATA_ARG) $(ARGS)

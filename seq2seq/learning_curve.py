@@ -11,6 +11,11 @@ at u scores the best so far; a curve too short to show the flattening says so ra
 guessing. The study budget is the largest of the runs' budgets (one budget for every variant),
 and with `--study-runs N` the time the study would take is estimated from the runs' measured
 seconds per update (validation included, so an upper bound when the study validates less often).
+
+With `--max-hours H --jobs J` the study must fit H hours running J runs at a time: when the flat
+budget does not fit (or no curve is flat yet), the budget is the largest multiple of 500 updates
+that does, and the report says for each run how far its curve still climbs from that budget to
+twice it, so the study states what the time limit costs.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from seq2seq.compare import Run, load_runs
 
 TOLERANCE = 1.0  # BLEU: how close to the best seen at twice the budget counts as flat
+BUDGET_STEP = 500  # a time-limited budget is a multiple of the study's validation interval
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class CurveBudget:
     budget: int | None  # None: the curve does not reach twice any flat point
     bleu_at_budget: float | None
     seconds_per_update: float
+    curve: tuple[tuple[int, float], ...] = ()
 
 
 def best_so_far(curve: Sequence[tuple[int, float]], update: int) -> float:
@@ -75,10 +82,11 @@ def run_budget(run: Run, tolerance: float) -> CurveBudget:
         budget=budget,
         bleu_at_budget=None if budget is None else best_so_far(curve, budget),
         seconds_per_update=train["seconds"] / max(train["updates"], 1),
+        curve=tuple(curve),
     )
 
 
-def report(budgets: Sequence[CurveBudget], tolerance: float, study_runs: int | None) -> list[str]:
+def report(budgets: Sequence[CurveBudget], tolerance: float, plan: StudyPlan) -> list[str]:
     lines = [
         f"criterion: best validation BLEU within {tolerance:g} of the best seen at twice the "
         "budget",
@@ -94,22 +102,67 @@ def report(budgets: Sequence[CurveBudget], tolerance: float, study_runs: int | N
             f"({b.best_update}) | {budget} | {at_budget} | {b.seconds_per_update:.3f} |"
         )
     unflat = [f"{b.variant} seed {b.seed}" for b in budgets if b.budget is None]
-    if unflat:
-        lines += ["", f"no budget: {', '.join(unflat)} still climbing; measure a longer curve"]
-        return lines
-    study_budget = max(b.budget for b in budgets if b.budget is not None)
-    lines += [
-        "",
-        f"study budget: study_updates: {study_budget}  (configs/experiment/attention_study.yaml)",
-    ]
-    if study_runs:
+    flat = None if unflat else max(b.budget for b in budgets if b.budget is not None)
+    cap = plan.time_limited_budget(budgets)
+    if cap is not None and (flat is None or cap < flat):
+        return lines + plan.capped_lines(budgets, cap, flat, unflat)
+    if flat is None:
+        return lines + [
+            "",
+            f"no budget: {', '.join(unflat)} still climbing; measure a longer curve",
+        ]
+    return lines + ["", _budget_line(flat), *plan.time_lines(budgets, flat)]
+
+
+def _budget_line(budget: int) -> str:
+    return f"study budget: study_updates: {budget}  (configs/experiment/attention_study.yaml)"
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """How many runs the study trains, how many at a time, and in how many hours at most."""
+
+    runs: int | None = None
+    jobs: int = 1
+    max_hours: float | None = None
+
+    def hours(self, budgets: Sequence[CurveBudget], updates: int) -> float:
         mean = sum(b.seconds_per_update for b in budgets) / len(budgets)
-        hours = study_runs * study_budget * mean / 3600
-        lines.append(
-            f"estimated study time: {study_runs} runs × {study_budget} updates × {mean:.3f} "
-            f"s/update (mean of these runs) = {hours:.1f} h, one run at a time"
-        )
-    return lines
+        return (self.runs or 0) * updates * mean / self.jobs / 3600
+
+    def time_limited_budget(self, budgets: Sequence[CurveBudget]) -> int | None:
+        """The largest multiple of BUDGET_STEP updates whose study fits max_hours."""
+        if not (self.runs and self.max_hours):
+            return None
+        per_step = self.hours(budgets, BUDGET_STEP)
+        return int(self.max_hours // per_step) * BUDGET_STEP if per_step > 0 else None
+
+    def time_lines(self, budgets: Sequence[CurveBudget], updates: int) -> list[str]:
+        if not self.runs:
+            return []
+        mean = sum(b.seconds_per_update for b in budgets) / len(budgets)
+        at_a_time = "one run at a time" if self.jobs == 1 else f"{self.jobs} runs at a time"
+        return [
+            f"estimated study time: {self.runs} runs × {updates} updates × {mean:.3f} "
+            f"s/update (mean of these runs) = {self.hours(budgets, updates):.1f} h, {at_a_time}"
+        ]
+
+    def capped_lines(
+        self, budgets: Sequence[CurveBudget], cap: int, flat: int | None, unflat: list[str]
+    ) -> list[str]:
+        """The time-limited budget, and how far each curve still climbs from it to twice it."""
+        why = f"the flat budget {flat} does not" if flat else f"{', '.join(unflat)} not flat yet;"
+        lines = ["", f"{why} fit {self.max_hours:g} h: the time limit sets the budget", ""]
+        lines += ["| run | best BLEU by budget | best by twice the budget | still to gain |"]
+        lines += ["|---|---:|---:|---:|"]
+        for b in budgets:
+            at_cap, at_twice = best_so_far(b.curve, cap), best_so_far(b.curve, 2 * cap)
+            measured = "" if 2 * cap <= b.measured_updates else f" (to {b.measured_updates})"
+            lines.append(
+                f"| {b.variant} seed {b.seed} | {at_cap:.2f} | {at_twice:.2f}{measured} "
+                f"| {at_twice - at_cap:.2f} |"
+            )
+        return lines + ["", _budget_line(cap), *self.time_lines(budgets, cap)]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -121,12 +174,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("sweep_dir", help="directory holding the runs' metrics.json")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE, help="BLEU (default 1)")
     parser.add_argument("--study-runs", type=int, help="runs of the study, for a time estimate")
+    parser.add_argument("--jobs", type=int, default=1, help="study runs at a time (default 1)")
+    parser.add_argument("--max-hours", type=float, help="the most the study may take")
     args = parser.parse_args(argv)
+    if args.max_hours is not None and not args.study_runs:
+        parser.exit(2, "error: --max-hours needs --study-runs\n")
     try:
         budgets = [run_budget(run, args.tolerance) for run in load_runs(args.sweep_dir)]
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
-    print("\n".join(report(budgets, args.tolerance, args.study_runs)))
+    plan = StudyPlan(args.study_runs, args.jobs, args.max_hours)
+    print("\n".join(report(budgets, args.tolerance, plan)))
 
 
 if __name__ == "__main__":

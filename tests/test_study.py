@@ -155,3 +155,35 @@ def test_a_run_still_climbing_is_named_and_no_budget_printed(tmp_path: Path, cap
     out = capsys.readouterr().out
     assert "no budget: transformer seed 1 still climbing" in out
     assert "study budget" not in out
+
+
+def test_a_time_limit_sets_the_budget_and_says_what_each_curve_still_gains(tmp_path, capsys):
+    climbing = [(500, 10.0), (1000, 14.0), (1500, 16.0), (2000, 18.0), (3000, 19.0), (4000, 20.0)]
+    write_curve(tmp_path, "bahdanau", climbing, seconds=1600.0)  # 0.4 s/update
+    write_curve(tmp_path, "transformer", climbing, seconds=2400.0)  # 0.6 s/update
+    # 20 runs, 2 at a time, 0.5 s/update: 500 updates take 20 × 500 × 0.5 / 2 s = 0.69 h
+    learning_curve.main([str(tmp_path), "--study-runs", "20", "--jobs", "2", "--max-hours", "2"])
+    out = capsys.readouterr().out
+    assert "not flat yet; fit 2 h: the time limit sets the budget" in out
+    assert "| bahdanau seed 1 | 14.00 | 18.00 | 4.00 |" in out  # by 1000 and by 2000
+    assert "study budget: study_updates: 1000" in out
+    assert "= 1.4 h, 2 runs at a time" in out
+
+
+def test_a_flat_budget_that_does_not_fit_the_time_limit_is_cut_to_what_fits(tmp_path, capsys):
+    write_curve(tmp_path, "bahdanau", RISING_THEN_FLAT, seconds=600.0)  # flat at 1000, 0.3 s
+    learning_curve.main([str(tmp_path), "--study-runs", "24", "--max-hours", "1.5"])
+    out = capsys.readouterr().out
+    # 24 × 500 × 0.3 s = 1 h per 500 updates: 500 fits 1.5 h, 1000 does not
+    assert "the flat budget 1000 does not fit 1.5 h" in out
+    assert "study budget: study_updates: 500" in out
+    learning_curve.main([str(tmp_path), "--study-runs", "24", "--max-hours", "2"])
+    assert "study budget: study_updates: 1000" in capsys.readouterr().out  # it fits: kept
+
+
+def test_a_time_limit_needs_the_number_of_runs(tmp_path, capsys):
+    write_curve(tmp_path, "bahdanau", RISING_THEN_FLAT, seconds=600.0)
+    with pytest.raises(SystemExit) as exit_info:
+        learning_curve.main([str(tmp_path), "--max-hours", "8"])
+    assert exit_info.value.code == 2
+    assert "--max-hours needs --study-runs" in capsys.readouterr().err
