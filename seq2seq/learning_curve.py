@@ -12,10 +12,11 @@ guessing. The study budget is the largest of the runs' budgets (one budget for e
 and with `--study-runs N` the time the study would take is estimated from the runs' measured
 seconds per update (validation included, so an upper bound when the study validates less often).
 
-With `--max-hours H --jobs J` the study must fit H hours running J runs at a time: when the flat
-budget does not fit (or no curve is flat yet), the budget is the largest multiple of 500 updates
-that does, and the report says for each run how far its curve still climbs from that budget to
-twice it, so the study states what the time limit costs.
+With `--max-hours H --jobs J` the study must fit H hours running J runs at a time (at the runs'
+mean seconds per update, or `--seconds-per-update`): when the flat budget does not fit (or no
+curve is flat yet), the budget is the largest multiple of 500 updates that does, and the report
+says for each run how far its curve still climbs from that budget to twice it, so the study
+states what the time limit costs.
 """
 
 from __future__ import annotations
@@ -125,10 +126,15 @@ class StudyPlan:
     runs: int | None = None
     jobs: int = 1
     max_hours: float | None = None
+    seconds_per_update: float | None = None  # given: instead of the curves' own mean
+
+    def mean_seconds(self, budgets: Sequence[CurveBudget]) -> float:
+        if self.seconds_per_update is not None:
+            return self.seconds_per_update
+        return sum(b.seconds_per_update for b in budgets) / len(budgets)
 
     def hours(self, budgets: Sequence[CurveBudget], updates: int) -> float:
-        mean = sum(b.seconds_per_update for b in budgets) / len(budgets)
-        return (self.runs or 0) * updates * mean / self.jobs / 3600
+        return (self.runs or 0) * updates * self.mean_seconds(budgets) / self.jobs / 3600
 
     def time_limited_budget(self, budgets: Sequence[CurveBudget]) -> int | None:
         """The largest multiple of BUDGET_STEP updates whose study fits max_hours."""
@@ -140,11 +146,12 @@ class StudyPlan:
     def time_lines(self, budgets: Sequence[CurveBudget], updates: int) -> list[str]:
         if not self.runs:
             return []
-        mean = sum(b.seconds_per_update for b in budgets) / len(budgets)
         at_a_time = "one run at a time" if self.jobs == 1 else f"{self.jobs} runs at a time"
+        source = "given" if self.seconds_per_update is not None else "mean of these runs"
         return [
-            f"estimated study time: {self.runs} runs × {updates} updates × {mean:.3f} "
-            f"s/update (mean of these runs) = {self.hours(budgets, updates):.1f} h, {at_a_time}"
+            f"estimated study time: {self.runs} runs × {updates} updates × "
+            f"{self.mean_seconds(budgets):.3f} s/update ({source}) = "
+            f"{self.hours(budgets, updates):.1f} h, {at_a_time}"
         ]
 
     def capped_lines(
@@ -176,6 +183,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--study-runs", type=int, help="runs of the study, for a time estimate")
     parser.add_argument("--jobs", type=int, default=1, help="study runs at a time (default 1)")
     parser.add_argument("--max-hours", type=float, help="the most the study may take")
+    parser.add_argument(
+        "--seconds-per-update",
+        type=float,
+        help="a study run's wall seconds per update (validation included) at --jobs runs at a "
+        "time, where the curves' own mean would mislead (e.g. they shared the machine)",
+    )
     args = parser.parse_args(argv)
     if args.max_hours is not None and not args.study_runs:
         parser.exit(2, "error: --max-hours needs --study-runs\n")
@@ -183,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         budgets = [run_budget(run, args.tolerance) for run in load_runs(args.sweep_dir)]
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
-    plan = StudyPlan(args.study_runs, args.jobs, args.max_hours)
+    plan = StudyPlan(args.study_runs, args.jobs, args.max_hours, args.seconds_per_update)
     print("\n".join(report(budgets, args.tolerance, plan)))
 
 

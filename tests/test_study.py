@@ -179,6 +179,11 @@ def test_a_flat_budget_that_does_not_fit_the_time_limit_is_cut_to_what_fits(tmp_
     assert "study budget: study_updates: 500" in out
     learning_curve.main([str(tmp_path), "--study-runs", "24", "--max-hours", "2"])
     assert "study budget: study_updates: 1000" in capsys.readouterr().out  # it fits: kept
+    # a measured rate instead of the curve's own: 24 × 500 × 0.9 s = 3 h per 500 updates
+    arguments = ["--study-runs", "24", "--max-hours", "3", "--seconds-per-update", "0.9"]
+    learning_curve.main([str(tmp_path), *arguments])
+    out = capsys.readouterr().out
+    assert "study budget: study_updates: 500" in out and "0.900 s/update (given)" in out
 
 
 def test_a_time_limit_needs_the_number_of_runs(tmp_path, capsys):
