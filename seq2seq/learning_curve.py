@@ -160,16 +160,22 @@ class StudyPlan:
         """The time-limited budget, and how far each curve still climbs from it to twice it."""
         why = f"the flat budget {flat} does not" if flat else f"{', '.join(unflat)} not flat yet;"
         lines = ["", f"{why} fit {self.max_hours:g} h: the time limit sets the budget", ""]
-        lines += ["| run | best BLEU by budget | best by twice the budget | still to gain |"]
-        lines += ["|---|---:|---:|---:|"]
-        for b in budgets:
-            at_cap, at_twice = best_so_far(b.curve, cap), best_so_far(b.curve, 2 * cap)
-            measured = "" if 2 * cap <= b.measured_updates else f" (to {b.measured_updates})"
-            lines.append(
-                f"| {b.variant} seed {b.seed} | {at_cap:.2f} | {at_twice:.2f}{measured} "
-                f"| {at_twice - at_cap:.2f} |"
-            )
+        lines += gain_lines(budgets, cap)
         return lines + ["", _budget_line(cap), *self.time_lines(budgets, cap)]
+
+
+def gain_lines(budgets: Sequence[CurveBudget], budget: int) -> list[str]:
+    """A table of how much each curve still gains from `budget` updates to twice that."""
+    lines = ["| run | best BLEU by budget | best by twice the budget | still to gain |"]
+    lines += ["|---|---:|---:|---:|"]
+    for b in budgets:
+        at_budget, at_twice = best_so_far(b.curve, budget), best_so_far(b.curve, 2 * budget)
+        measured = "" if 2 * budget <= b.measured_updates else f" (to {b.measured_updates})"
+        lines.append(
+            f"| {b.variant} seed {b.seed} | {at_budget:.2f} | {at_twice:.2f}{measured} "
+            f"| {at_twice - at_budget:.2f} |"
+        )
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -157,9 +157,10 @@ def sweep_section(
     return lines
 
 
-def budget_section(curve_dir: Path, img_dir: Path, page: Path) -> list[str]:
-    """The learning curves the study's budget was chosen from (`make study-curve`), and the
-    budget `python -m seq2seq.learning_curve` reads from them."""
+def budget_section(curve_dir: Path, img_dir: Path, page: Path, study_budget: int) -> list[str]:
+    """The learning curves the study's budget was chosen from (`make study-curve`), what
+    `python -m seq2seq.learning_curve` reads from them, and what each curve still gains from the
+    budget the study trained (`study_budget` updates) to twice it."""
     runs = compare.load_runs(curve_dir)
     budgets = [learning_curve.run_budget(run, learning_curve.TOLERANCE) for run in runs]
     compare.write_report(curve_dir)
@@ -167,10 +168,22 @@ def budget_section(curve_dir: Path, img_dir: Path, page: Path) -> list[str]:
     return [
         *provenance_lines(runs, curve_dir),
         "",
-        *learning_curve.report(budgets, learning_curve.TOLERANCE, None),
+        *learning_curve.report(budgets, learning_curve.TOLERANCE, learning_curve.StudyPlan()),
+        "",
+        f"The study trained {study_budget} updates per run; from there to twice that, the curves "
+        "gain:",
+        "",
+        *learning_curve.gain_lines(budgets, study_budget),
         "",
         f"![validation BLEU of the budget's runs against updates and time]({links['curves']})",
     ]
+
+
+def trained_updates(sweep_dir: Path) -> int:
+    """The most updates any run of the sweep was configured to train (`trainer.max_updates`)."""
+    return max(
+        run.metrics["config"]["trainer"]["max_updates"] for run in compare.load_runs(sweep_dir)
+    )
 
 
 def write_results_page(  # noqa: PLR0913 - each sweep of the page, and where its figures go
@@ -195,7 +208,8 @@ def write_results_page(  # noqa: PLR0913 - each sweep of the page, and where its
         "from the runs -->",
     ]
     if curve_dir is not None:
-        lines += ["", "## The budget", "", *budget_section(curve_dir, img_dir, page)]
+        budget = budget_section(curve_dir, img_dir, page, trained_updates(study_dir))
+        lines += ["", "## The budget", "", *budget]
     lines += ["", "## The study", "", *sweep_section(study_dir, img_dir, page, "study", **grid)]
     if ablation_dir is not None:
         ablations = sweep_section(ablation_dir, img_dir, page, "ablations", **grid)

@@ -227,6 +227,9 @@ def test_the_page_adds_the_budget_curves_and_the_ablations(study: Path, tmp_path
     # write_run's curves: BLEU 18 at update 5 and 19 at 10, within 1 of it: flat at 5
     assert "| transformer seed 1 | 10 | 23.00 (10) | 5 | 22.00 | 12.000 |" in lines
     assert "study budget: study_updates: 5  (configs/experiment/attention_study.yaml)" in lines
+    # what the curves gain from the study's budget (its runs' trainer.max_updates) to twice it
+    assert any(line.startswith("The study trained 4000 updates per run") for line in lines)
+    assert "| transformer seed 1 | 23.00 | 23.00 (to 10) | 0.00 |" in lines
     ablation_rows = table_rows(lines[lines.index("## Ablations") :], "variant")
     assert list(ablation_rows) == ["transformer_dropout0.3", "transformer_baseline"]
     for kind in ("budget_curves", "study_curves", "ablations_curves"):  # no attention.json
