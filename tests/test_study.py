@@ -88,7 +88,8 @@ def test_sweep_points_in_progress_compose_as_their_runs_started(point: str):
 
 
 def test_the_study_refuses_to_start_until_its_budget_is_set():
-    cfg = compose_config("train", "experiment=attention_study", "data.root=/nonexistent")
+    unset = ("experiment=attention_study", "study_updates=???", "data.root=/nonexistent")
+    cfg = compose_config("train", *unset)
     with pytest.raises(ValueError, match=r"study_updates must be set \(it is \?\?\? in"):
         validate_config(cfg)
 
