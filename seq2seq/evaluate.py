@@ -39,7 +39,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     log.info("evaluating %s on %s (%d pairs)", cfg.checkpoint, name, len(pairs))
     data = EvaluationSet(name, pairs, tokenizer, train_cfg.data.max_tokens)
     search = SearchSettings(**cfg.search)
-    precision = runtime.resolve_precision("auto", device)
+    precision = runtime.resolve_decoding_precision("auto", device)
     result = Validator(data, device, precision, search).run(model, name, cfg.progress)
 
     out_dir = _output_dir(cfg, name, search)

@@ -30,7 +30,7 @@ def translate_lines(  # noqa: PLR0913
     max_tokens: int,
 ) -> Iterator[str]:
     """Translate lines in groups of `batch_sentences`, yielding translations in input order."""
-    precision = runtime.resolve_precision("auto", device)
+    precision = runtime.resolve_decoding_precision("auto", device)
     translator = Translator(tokenizer, device, precision, search)
     lines = iter(lines)
     while chunk := [line.rstrip("\n") for line in islice(lines, batch_sentences)]:

@@ -10,8 +10,9 @@ With the model's train config (models.py) and the parts `python -m seq2seq.train
    `python -m seq2seq.evaluate` decodes it (token-budget batches), sentences/s and BLEU;
 3. parameter count and peak memory (RSS on CPU, allocated CUDA memory on a GPU).
 
-On CUDA and on CPUs with bf16 instructions the trainer and search run under bf16 autocast
-(`trainer.precision=auto`; the table says which precision each model ran in).
+With `trainer.precision=auto` the trainer runs under bf16 autocast on CUDA and on CPUs with bf16
+instructions, the search under bf16 on CUDA and fp32 on a CPU; the table says which precision
+each model trained and decoded in.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def train_throughput(cfg: DictConfig, run: job.Run, world: World, skip: int) -> 
 def decode_speed(run: job.Run, device: torch.device, beam_size: int) -> dict[str, float]:
     """Sentences/s and BLEU of search with `beam_size` on the test split, evaluate's batches."""
     search = replace(run.search, beam_size=beam_size)
-    translate = Translator(run.data.tokenizer, device, run.precision, search)
+    translate = Translator(run.data.tokenizer, device, run.greedy.precision, search)
     batches = run.data.batches("test")
     _synchronize(device)
     start = time.perf_counter()
@@ -146,6 +147,7 @@ def bench_model(
         "threads": torch.get_num_threads(),
         "device": str(world.device),
         "precision": run.precision,
+        "decoding_precision": run.greedy.precision,
         "load_average_start": [round(x, 2) for x in load],
         "train": train,
         "decode": decode,

@@ -37,7 +37,7 @@ def markdown(results: dict[str, Any]) -> str:
     for name, r in results["models"].items():
         greedy, search = r["decode"]["greedy"], r["decode"][beam]
         lines.append(
-            f"| {name} | {r['device']} {r['precision']}, {r['threads']} | "
+            f"| {name} | {r['device']} {_precisions(r)}, {r['threads']} | "
             f"{r['train']['tgt_tokens_per_s']:,.0f} | {r['train']['updates_per_s']:.2f} | "
             f"{greedy['sentences_per_s']:,.1f} | {search['sentences_per_s']:,.1f} | "
             f"{greedy['bleu']:.1f} / {search['bleu']:.1f} | {r['parameters'] / 1e6:.2f} M | "
@@ -111,3 +111,10 @@ def _pair(ours: float, joey: dict | None, key: str, goal: float | None = None) -
 
 def _get(record: dict | None, key: str) -> str:
     return "-" if record is None else f"{record[key]:,.1f}"
+
+
+def _precisions(result: dict[str, Any]) -> str:
+    """ "bf16", or "bf16 train / fp32 decode" when the search ran in another precision."""
+    training = result["precision"]
+    decoding = result.get("decoding_precision", training)  # results before it was recorded
+    return training if decoding == training else f"{training} train / {decoding} decode"

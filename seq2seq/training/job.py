@@ -75,7 +75,8 @@ def prepare_run(cfg: DictConfig, world: World) -> Run:
     data = distributed.prepare_shared_data(world, cfg.data, cfg.tokenizer, cfg.cache_dir, cfg.seed)
     model = build_model(cfg.model, data.tokenizer).to(world.device)
     search = SearchSettings(**cfg.search)
-    greedy = Validator(data, world.device, precision, replace(search, beam_size=1))
+    decoding = runtime.resolve_decoding_precision(cfg.trainer.precision, world.device)
+    greedy = Validator(data, world.device, decoding, replace(search, beam_size=1))
     return Run(data, model, precision, search, greedy)
 
 

@@ -37,6 +37,17 @@ def test_auto_precision_is_bf16_where_the_device_multiplies_bf16_natively(
     assert runtime.resolve_precision("fp32", torch.device(device)) == "fp32"
 
 
+@pytest.mark.parametrize(
+    ("precision", "device", "expected"),
+    [("auto", "cpu", "fp32"), ("auto", "cuda", "bf16"), ("bf16", "cpu", "bf16")],
+)
+def test_search_decodes_in_fp32_on_a_cpu_unless_bf16_is_asked_for(
+    monkeypatch, precision, device, expected
+):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert runtime.resolve_decoding_precision(precision, torch.device(device)) == expected
+
+
 def build(variant: str) -> torch.nn.Module:
     if variant == variants.TRANSFORMER:
         overrides = ("model=transformer", *SIZES["transformer"])
