@@ -14,6 +14,7 @@ import pytest
 import support
 import torch
 
+from seq2seq import runtime
 from seq2seq.bench import measure, report
 from seq2seq.bench.__main__ import main, parse_args
 from seq2seq.bench.models import (
@@ -98,6 +99,9 @@ def test_bench_writes_results_for_one_tiny_model(tmp_path):
         assert search["sentences"] == 12 and search["sentences_per_s"] > 0
         assert 0 <= search["bleu"] <= 100 and isinstance(search["hyp_words"], int)
     assert run["parameters"] > 0 and run["peak_memory_mib"] > 0
+    # precision=auto: training in bf16 where the CPU has bf16 instructions, search in fp32
+    assert run["precision"] == ("bf16" if runtime.cpu_has_bf16() else "fp32")
+    assert run["decoding_precision"] == "fp32"
     reference = reference_models()["transformer"]
     assert run["overrides"][: len(reference.overrides)] == list(reference.overrides)
     assert run["joeynmt"] == {"peer": "transformer", "goals": GOALS["transformer"]}
