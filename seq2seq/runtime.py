@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import multiprocessing
 import platform
 import random
+import signal
 import sys
 from typing import Any
 
@@ -113,3 +115,21 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+_PR_SET_PDEATHSIG = 1  # prctl(2) option, linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """On Linux, have the kernel send this process SIGTERM when its parent dies: a killed bench
+    or sweep would otherwise leave its workers training on, for nobody, slowing what runs next."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def end_with_launcher() -> None:
+    """In a launcher's worker process (Hydra's joblib launcher runs sweep points in them), stop
+    when the launcher dies: SIGTERM, on which training saves a checkpoint and stops. A process
+    started from a shell is left alone: `nohup python -m seq2seq.train` must outlive it."""
+    if multiprocessing.parent_process() is not None:
+        die_with_parent()

@@ -35,6 +35,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None
     from seq2seq.training.job import run_training
     from seq2seq.training.resume import continued_config
 
+    runtime.end_with_launcher()  # a killed `make study` takes its sweep's workers with it
     new_run = cfg.trainer.resume is None
     if new_run:
         validate_config(cfg)

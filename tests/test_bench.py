@@ -258,7 +258,7 @@ def test_comparison_with_joeynmt_gives_ratios_against_each_models_goals(tmp_path
 
 PARENT = """
 import multiprocessing, pathlib, sys, time
-from seq2seq.bench.measure import die_with_parent
+from seq2seq.runtime import die_with_parent
 
 def child(ready):
     die_with_parent()
@@ -302,3 +302,17 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+@pytest.mark.parametrize(("launched", "tied"), [(True, True), (False, False)])
+def test_training_ends_with_the_launcher_that_ran_it_but_not_with_a_shell(
+    monkeypatch, launched, tied
+):
+    """A sweep point in a joblib worker (a multiprocessing child) is tied to its launcher; a run
+    started from a shell is not, so `nohup python -m seq2seq.train` outlives the shell."""
+    calls = []
+    parent = object() if launched else None
+    monkeypatch.setattr(runtime.multiprocessing, "parent_process", lambda: parent)
+    monkeypatch.setattr(runtime, "die_with_parent", lambda: calls.append("tied"))
+    runtime.end_with_launcher()
+    assert calls == (["tied"] if tied else [])

@@ -18,13 +18,10 @@ each model trained and decoded in.
 from __future__ import annotations
 
 import concurrent.futures
-import ctypes
 import logging
 import multiprocessing
 import os
 import resource
-import signal
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -170,16 +167,6 @@ def bench_isolated(*args: Any) -> dict[str, Any]:
 
 
 def _worker(*args: Any) -> dict[str, Any]:
-    die_with_parent()
+    runtime.die_with_parent()
     logging.basicConfig(level=logging.WARNING, format="[%(levelname)s] %(name)s: %(message)s")
     return bench_model(*args)
-
-
-_PR_SET_PDEATHSIG = 1  # prctl(2) option, linux/prctl.h
-
-
-def die_with_parent() -> None:
-    """On Linux, have the kernel end this process when its parent dies: a bench killed from the
-    shell would otherwise leave its worker training on, skewing whatever runs next."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
