@@ -33,21 +33,18 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
 
     Every row must keep at least one True position (each variant guarantees it).
     """
-    scores = at_least_fp32(scores)
     # finfo.min instead of -inf: exp(min - max) is exactly 0 and never produces NaN gradients
     return scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
 
 
 def masked_sparsemax(scores: Tensor, mask: Tensor) -> Tensor:
     """Sparsemax over the last axis where `mask` is True; exactly 0 where it is False."""
-    scores = at_least_fp32(scores)
     # finfo.min lies below any threshold τ, so masked positions get exactly 0 (tested)
     return entmax.sparsemax(scores.masked_fill(~mask, torch.finfo(scores.dtype).min), dim=-1)
 
 
 def masked_entmax15(scores: Tensor, mask: Tensor) -> Tensor:
     """1.5-entmax over the last axis where `mask` is True; exactly 0 where it is False."""
-    scores = at_least_fp32(scores)
     return entmax.entmax15(scores.masked_fill(~mask, torch.finfo(scores.dtype).min), dim=-1)
 
 
@@ -69,4 +66,4 @@ def check_normalizer(normalizer: str) -> str:
 
 def masked_normalize(scores: Tensor, mask: Tensor, normalizer: str = "softmax") -> Tensor:
     """Weights from `scores` (..., S) over the positions where `mask` is True."""
-    return NORMALIZERS[normalizer](scores, mask)
+    return NORMALIZERS[normalizer](at_least_fp32(scores), mask)
