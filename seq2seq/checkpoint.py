@@ -162,7 +162,7 @@ def prune_numbered(
     the `keep_best` best by `scores` (update -> validation metric); return the deleted."""
     on_disk = numbered_checkpoints(directory)
     updates = [update for update, _ in on_disk]
-    keep = set(updates[len(updates) - keep_last :]) if keep_last else set()
+    keep = set(updates[-keep_last:]) if keep_last else set()
     keep.update(rank_by_score(updates, scores, higher_is_better)[:keep_best])
     deleted = [path for update, path in on_disk if update not in keep]
     for path in deleted:

@@ -56,6 +56,14 @@ def test_prune_keeps_last_and_best_by_score(tmp_path: Path):
     assert [u for u, _ in ckpt.numbered_checkpoints(tmp_path)] == [400]
 
 
+def test_prune_keeps_the_latest_n_as_they_accumulate(tmp_path: Path):
+    # the trainer prunes after each save: with fewer on disk than keep_last, all stay
+    for update in range(100, 900, 100):
+        (tmp_path / ckpt.numbered_name(update)).write_bytes(b"")
+        ckpt.prune_numbered(tmp_path, {}, keep_last=5, keep_best=0, higher_is_better=True)
+    assert [u for u, _ in ckpt.numbered_checkpoints(tmp_path)] == [400, 500, 600, 700, 800]
+
+
 def test_average_of_the_last_checkpoints_is_the_mean_of_their_weights(
     trained_run: Path, tmp_path: Path
 ):
