@@ -80,6 +80,10 @@ STUDY_CURVE_DIR ?= runs/study_curve
 ABLATION_DIR ?= runs/ablations
 # the RNN variant(s) the ablations change besides the Transformer: the study's best RNN
 ABLATION_VARIANTS ?= bahdanau,transformer
+# the gold alignments the study's attention is scored on (AER): the offline copy when it sits
+# beside the checkout, else configs/alignment/rwth_de_en.yaml downloads them
+ALIGN_ROOT ?= $(wildcard ../shared/datasets/alignment/rwth-de-en)
+ALIGN_ARG := $(if $(ALIGN_ROOT),alignment.root=$(abspath $(ALIGN_ROOT)),)
 # where `make study` also writes the results page (and its figures into its img/results/)
 RESULTS ?= docs/results.md
 # runs of the study: every configs/model/attention file and the Transformer × the two seeds of
@@ -96,6 +100,13 @@ STUDY_LAUNCH = $(if $(filter-out 1,$(STUDY_JOBS)),hydra/launcher=joblib hydra.la
 
 study: $(STAMP)  ## the attention study (hours): all variants × 2 seeds on Multi30k, resumable; then the report
 	$(PY) -m seq2seq.train -m experiment=attention_study hydra.sweep.dir=$(STUDY_DIR) trainer.resume=auto $(STUDY_LAUNCH) $(DATA_ARG) $(ARGS)
+	@# each finished run's attention scored as word alignment (AER, ~15 s a run); the reference
+	@# aligner eflomal (training corpus + gold pairs, the same for every run) only once
+	set -e; eflomal=true; for run in $$(dirname $(STUDY_DIR)/*/metrics.json); do \
+	  test -e $$run/eval/align.rwth_de_en/metrics.json && continue; \
+	  $(PY) -m seq2seq.align checkpoint=$$run alignment=rwth_de_en eflomal=$$eflomal $(ALIGN_ARG); \
+	  eflomal=false; \
+	done
 	$(PY) -m seq2seq.compare $(STUDY_DIR) --results $(RESULTS) $(if $(wildcard $(ABLATION_DIR)/multirun.yaml),--ablations $(ABLATION_DIR)) $(if $(wildcard $(STUDY_CURVE_DIR)/multirun.yaml),--curve $(STUDY_CURVE_DIR))
 
 ablations: $(STAMP)  ## one-change ablations of the study's recipe (hours), resumable; each run's last-5 average scored

@@ -130,8 +130,17 @@ class Run:
 
     def aer(self) -> float:
         """The model's AER from `python -m seq2seq.align` on this run, NaN if not run."""
-        found = sorted(self.path.glob(f"eval/{ALIGN_PREFIX}*/metrics.json"))
-        return json.loads(found[0].read_text())["model"]["aer"] if found else math.nan
+        found = self.alignment_record()
+        return json.loads(found.read_text())["model"]["aer"] if found else math.nan
+
+    def alignment_record(self) -> Path | None:
+        """The `metrics.json` of `python -m seq2seq.align` on this run (the first gold set's)."""
+        return next(iter(sorted(self.path.glob(f"eval/{ALIGN_PREFIX}*/metrics.json"))), None)
+
+
+def alignment_records(runs: Sequence[Run]) -> list[Path]:
+    """The alignment records of the runs that have one."""
+    return [found for run in runs if (found := run.alignment_record()) is not None]
 
 
 @dataclass

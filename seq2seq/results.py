@@ -14,6 +14,7 @@ the page is written again.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -116,6 +117,27 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
+def alignment_lines(runs: Sequence[compare.Run]) -> list[str]:
+    """What the AER column was scored on and the aligners it should be read against, from the
+    runs' `python -m seq2seq.align` records; nothing if no run was aligned."""
+    records = [json.loads(path.read_text()) for path in compare.alignment_records(runs)]
+    if not records:
+        return []
+    sets = sorted({f"{r['alignment']} ({r['pairs']} gold sentence pairs)" for r in records})
+    references = {
+        name: ref["aer"]
+        for record in records
+        for name, ref in record["references"].items()
+        if isinstance(ref, dict)  # a skipped reference is a string saying why
+    }
+    shown = ", ".join(f"{name} {aer:.3f}" for name, aer in sorted(references.items()))
+    return [
+        f"- **AER** ({len(records)} of {len(runs)} runs aligned): attention's argmax links "
+        f"against the gold links of {'; '.join(sets)}; lower is better. Reference aligners on "
+        f"the same pairs: {shown or 'none recorded'}."
+    ]
+
+
 def copy_figures(
     sweep_dir: Path, img_dir: Path, prefix: str, page: Path, figures: Sequence = FIGURES
 ) -> dict[str, str]:
@@ -143,6 +165,8 @@ def sweep_section(
         *provenance_lines(runs, sweep_dir),
         "",
         *compare.summary_lines(summaries),
+        "",
+        *alignment_lines(runs),
         "",
         "<details><summary>Every run</summary>",
         "",

@@ -106,8 +106,10 @@ def make_dry_run(*arguments: str) -> list[str]:
 def test_study_jobs_runs_that_many_points_at_once_with_one_thread_each(jobs: str):
     # no curve or ablation sweep beside it, whatever this checkout's runs/ holds
     absent = "STUDY_CURVE_DIR=/nonexistent", "ABLATION_DIR=/nonexistent"
-    train, report = make_dry_run("study", f"STUDY_JOBS={jobs}", *absent)
+    train, align, report = make_dry_run("study", f"STUDY_JOBS={jobs}", *absent)
     assert "experiment=attention_study" in train and "trainer.resume=auto" in train
+    # every finished run's attention scored as alignment once, before the report reads its AER
+    assert "seq2seq.align checkpoint=$run alignment=rwth_de_en" in align
     parallel = "hydra/launcher=joblib hydra.launcher.n_jobs=2 trainer.num_threads=1"
     assert (parallel in train) == (jobs == "2")
     assert report.rstrip().endswith("-m seq2seq.compare runs/study --results docs/results.md")

@@ -121,6 +121,31 @@ def test_the_page_says_what_ran_on_what_and_when_from_the_records(study: Path, t
     assert "![validation BLEU against updates and time](img/results/study_curves.png)" in text
 
 
+def write_alignment(run_dir: Path, aer: float, eflomal: dict | str) -> None:
+    """What `python -m seq2seq.align` records in <run>/eval/align.rwth_de_en/."""
+    out = run_dir / "eval" / "align.rwth_de_en"
+    out.mkdir(parents=True)
+    record = {
+        "alignment": "rwth_de_en",
+        "pairs": 508,
+        "model": {"aer": aer},
+        "references": {"diagonal": {"aer": 0.746}, "eflomal": eflomal},
+    }
+    (out / "metrics.json").write_text(json.dumps(record))
+
+
+def test_the_page_shows_aer_with_the_reference_aligners_of_the_same_pairs(
+    study: Path, tmp_path: Path
+):
+    write_alignment(study / "bahdanau_seed1", 0.5, {"aer": 0.25})
+    write_alignment(study / "bahdanau_seed2", 0.7, "skipped: eflomal=false")
+    lines = results.write_results_page(study, tmp_path / "results.md")
+    assert table_rows(lines, "variant")["bahdanau"]["AER"].startswith("0.600")
+    (note,) = [line for line in lines if line.startswith("- **AER**")]
+    assert "(2 of 6 runs aligned)" in note and "rwth_de_en (508 gold sentence pairs)" in note
+    assert "diagonal 0.746, eflomal 0.250" in note
+
+
 def test_regenerating_keeps_the_discussion_and_takes_new_numbers(study: Path, tmp_path: Path):
     page = tmp_path / "results.md"
     results.write_results_page(study, page)
