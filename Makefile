@@ -86,6 +86,8 @@ ALIGN_ROOT ?= $(wildcard ../shared/datasets/alignment/rwth-de-en)
 ALIGN_ARG := $(if $(ALIGN_ROOT),alignment.root=$(abspath $(ALIGN_ROOT)),)
 # where `make study` also writes the results page (and its figures into its img/results/)
 RESULTS ?= docs/results.md
+# the file whose study-summary markers get the study's headline table and figures (empty: none)
+README_SUMMARY ?= README.md
 # runs of the study: every configs/model/attention file and the Transformer × the two seeds of
 # attention_study.yaml (seq2seq/variants.py)
 STUDY_RUNS = $(shell echo $$(( ($(words $(wildcard configs/model/attention/*.yaml)) + 1) * 2 )))
@@ -107,7 +109,7 @@ study: $(STAMP)  ## the attention study (hours): all variants × 2 seeds on Mult
 	  $(PY) -m seq2seq.align checkpoint=$$run alignment=rwth_de_en eflomal=$$eflomal $(ALIGN_ARG); \
 	  eflomal=false; \
 	done
-	$(PY) -m seq2seq.compare $(STUDY_DIR) --results $(RESULTS) $(if $(wildcard $(ABLATION_DIR)/multirun.yaml),--ablations $(ABLATION_DIR)) $(if $(wildcard $(STUDY_CURVE_DIR)/multirun.yaml),--curve $(STUDY_CURVE_DIR))
+	$(PY) -m seq2seq.compare $(STUDY_DIR) --results $(RESULTS) $(if $(README_SUMMARY),--readme $(README_SUMMARY)) $(if $(wildcard $(ABLATION_DIR)/multirun.yaml),--ablations $(ABLATION_DIR)) $(if $(wildcard $(STUDY_CURVE_DIR)/multirun.yaml),--curve $(STUDY_CURVE_DIR))
 
 ablations: $(STAMP)  ## one-change ablations of the study's recipe (hours), resumable; each run's last-5 average scored
 	$(PY) -m seq2seq.train -m experiment=attention_ablation variant=$(ABLATION_VARIANTS) hydra.sweep.dir=$(ABLATION_DIR) trainer.resume=auto $(STUDY_LAUNCH) $(DATA_ARG) $(ARGS)

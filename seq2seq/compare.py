@@ -12,7 +12,8 @@ Reads the `metrics.json` of every training run under the directory (e.g. the swe
   first three) for each variant, one row per variant (from its first run that has an
   `attention.json`); with `--alignment <set>`, pairs of that gold set instead, with their gold
   links drawn on (from `python -m seq2seq.align`).
-With `--results PAGE` it also writes the study's results page (`seq2seq/results.py`).
+With `--results PAGE` it also writes the study's results page (`seq2seq/results.py`), and with
+`--readme README.md` its summary between that file's study-summary markers.
 
 Runs are grouped by the name of their directory less `_seed<seed>` (a sweep's subdir: the
 variant, or `<variant>_<ablation>` in an ablation sweep), else by their variant.
@@ -231,7 +232,6 @@ def summary_lines(summaries: Sequence[VariantSummary]) -> list[str]:
     """How the table reads, the BLEU signature, and one row per variant."""
     runs = [run for s in summaries for run in s.runs]
     headline = dict((key, title) for key, title, _ in METRICS)[headline_metric(runs)]
-    header = ["variant", "n", *(title for _, title, _ in METRICS), "note"]
     lines = [
         f"Mean ± sample standard deviation over the n runs (seeds) of each variant, ranked by "
         f'mean {headline}. "{WITHIN_NOISE}": the gap to the best mean is at most '
@@ -239,11 +239,23 @@ def summary_lines(summaries: Sequence[VariantSummary]) -> list[str]:
         "",
         *signature_lines(runs),
         "",
-        *_table(header, [_summary_cells(s) for s in summaries]),
+        *summary_table(summaries),
     ]
     if all(s.n == 1 for s in summaries):
         lines += ["", "One run per variant: no seed noise is known. Add e.g. `seed=1,2,3`."]
     return lines
+
+
+def summary_table(summaries: Sequence[VariantSummary], keys: Sequence[str] = ()) -> list[str]:
+    """One row per variant: mean ± std of the METRICS named by `keys` (default: all), n, note."""
+    columns = [m for m in METRICS if not keys or m[0] in keys]
+    header = ["variant", "n", *(title for _, title, _ in columns), "note"]
+    rows = [
+        [s.variant, str(s.n), *(_with_spread(fmt, s.mean[k], s.std[k]) for k, _, fmt in columns)]
+        + [s.note]
+        for s in summaries
+    ]
+    return _table(header, rows)
 
 
 def runs_table(runs: Sequence[Run], sweep_dir: Path) -> list[str]:
@@ -342,11 +354,6 @@ def curves(summaries: Sequence[VariantSummary]) -> dict[str, list[list[plots.Cur
         ]
         for s in summaries
     }
-
-
-def _summary_cells(s: VariantSummary) -> list[str]:
-    values = [_with_spread(fmt, s.mean[key], s.std[key]) for key, _, fmt in METRICS]
-    return [s.variant, str(s.n), *values, s.note]
 
 
 def _run_cells(run: Run, sweep_dir: Path) -> list[str]:
@@ -451,19 +458,32 @@ def _parse(argv: Sequence[str] | None) -> tuple[argparse.ArgumentParser, argpars
     parser.add_argument(
         "--curve", type=Path, help="with --results: the budget's learning-curve sweep to add"
     )
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        help="with --results: also rewrite the study summary between this file's markers "
+        "(README.md)",
+    )
     return parser, parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser, args = _parse(argv)
-    if (args.ablations or args.curve) and not args.results:
-        parser.exit(2, "error: --ablations and --curve go into the results page: add --results\n")
+    if (args.ablations or args.curve or args.readme) and not args.results:
+        parser.exit(
+            2,
+            "error: --ablations, --curve and --readme come with the results page: add --results\n",
+        )
     try:
         if args.results:
             from seq2seq.results import write_results_page  # it imports this module
 
             grid = {"sentences": args.sentences, "alignment": args.alignment}
-            sweeps = {"ablation_dir": args.ablations, "curve_dir": args.curve}
+            sweeps = {
+                "ablation_dir": args.ablations,
+                "curve_dir": args.curve,
+                "readme": args.readme,
+            }
             write_results_page(args.sweep_dir, args.results, **sweeps, **grid)
             lines = (args.sweep_dir / "comparison.md").read_text().splitlines()
         else:
@@ -474,6 +494,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"\nwrote comparison.md, comparison.csv, runs.csv and plots into {args.sweep_dir}")
     if args.results:
         print(f"wrote {args.results} (figures in {args.results.parent / 'img' / 'results'})")
+    if args.readme:
+        print(f"wrote the study summary into {args.readme}")
 
 
 if __name__ == "__main__":

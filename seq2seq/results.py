@@ -33,6 +33,21 @@ NO_DISCUSSION = (
     "support it._"
 )
 FIGURES = (("comparison.png", "curves"), ("attention_grid.png", "attention"))
+# the README's summary of the study (`--readme`): these columns of the table, and the figures
+README_BEGIN = "<!-- study summary: written by `make study`, edit seq2seq/results.py instead -->"
+README_END = "<!-- end of study summary -->"
+README_COLUMNS = (
+    "test_bleu_beam",
+    "test_bleu_greedy",
+    "best_validation_bleu",
+    "aer",
+    "tgt_tokens_per_second",
+    "beam_sentences_per_second",
+)
+README_FIGURES = (
+    ("curves", "validation BLEU against updates and time"),
+    ("attention", "the same validation sentences, every trained variant"),
+)
 
 
 def kept_discussion(page: Path) -> list[str]:
@@ -203,6 +218,57 @@ def budget_section(curve_dir: Path, img_dir: Path, page: Path, study_budget: int
     ]
 
 
+def readme_summary(study_dir: Path, img_dir: Path, page: Path, readme: Path) -> list[str]:
+    """The study in a few lines for the README: what ran, the headline columns per variant,
+    the curves and the attention grid (the page's copies), and a link to the whole page."""
+    summaries = compare.summarise(compare.load_runs(study_dir))
+    runs = [run for s in summaries for run in s.runs]
+
+    def link(path: Path) -> str:
+        return Path(os.path.relpath(path, readme.parent)).as_posix()
+
+    lines = [
+        f"{_what_ran(runs, len(summaries))} (mean ± std over seeds; the whole report, with the "
+        f"command, dates, every column and the discussion: [{link(page)}]({link(page)})):",
+        "",
+        *compare.summary_table(summaries, README_COLUMNS),
+    ]
+    for kind, alt in README_FIGURES:
+        if (figure := img_dir / f"study_{kind}.png").exists():
+            lines += ["", f"![{alt}]({link(figure)})"]
+    return lines
+
+
+def _what_ran(runs: Sequence[compare.Run], variants: int) -> str:
+    budgets = sorted({str(run.metrics["config"]["trainer"]["max_updates"]) for run in runs})
+    seeds = sorted({run.seed for run in runs})
+    machines = sorted(
+        {_describe(run.metrics["machine"]) for run in runs if "machine" in run.metrics}
+    )
+    return (
+        f"{variants} variants, seeds {', '.join(map(str, seeds))} ({len(runs)} runs), "
+        f"{', '.join(budgets)} updates each, on {'; '.join(machines) or 'an unrecorded machine'}"
+    )
+
+
+def readme_block(readme: Path) -> tuple[list[str], int, int]:
+    """The README's lines and the bounds of the study summary between its markers."""
+    lines = Path(readme).read_text().splitlines()
+    if README_BEGIN not in lines or README_END not in lines[lines.index(README_BEGIN) :]:
+        raise ValueError(
+            f"{readme}: no study summary to replace: add the lines {README_BEGIN} and "
+            f"{README_END} where it goes"
+        )
+    begin = lines.index(README_BEGIN) + 1
+    return lines, begin, lines.index(README_END, begin)
+
+
+def write_readme_summary(readme: Path, summary: Sequence[str]) -> None:
+    """Replace the lines between the README's study-summary markers with `summary`."""
+    lines, begin, end = readme_block(readme)
+    write_lines(readme, [*lines[:begin], *summary, *lines[end:]])
+
+
 def trained_updates(sweep_dir: Path) -> int:
     """The most updates any run of the sweep was configured to train (`trainer.max_updates`)."""
     return max(
@@ -216,12 +282,16 @@ def write_results_page(  # noqa: PLR0913 - each sweep of the page, and where its
     ablation_dir: Path | None = None,
     curve_dir: Path | None = None,
     img_dir: Path | None = None,
+    readme: Path | None = None,
     **grid: Any,
 ) -> list[str]:
-    """Write the results page; the discussion of an existing page is kept. Returns its lines."""
+    """Write the results page, and with `readme` its summary into that file's markers; the
+    discussion of an existing page is kept. Returns the page's lines."""
     page = Path(page)
     img_dir = Path(img_dir) if img_dir else page.parent / "img" / "results"
     discussion = kept_discussion(page)  # before anything is written: a bad page stops here
+    if readme is not None:
+        readme_block(readme)  # likewise: a README without the markers stops here
     command = f"python -m seq2seq.compare {study_dir} --results {page}"
     command += f" --ablations {ablation_dir}" if ablation_dir is not None else ""
     command += f" --curve {curve_dir}" if curve_dir is not None else ""
@@ -240,4 +310,6 @@ def write_results_page(  # noqa: PLR0913 - each sweep of the page, and where its
         lines += ["", "## Ablations", "", *ablations]
     lines += ["", "## Discussion", "", DISCUSSION_BEGIN, *discussion, DISCUSSION_END]
     write_lines(page, lines)
+    if readme is not None:
+        write_readme_summary(readme, readme_summary(study_dir, img_dir, page, Path(readme)))
     return lines

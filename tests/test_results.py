@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 from omegaconf import OmegaConf
+from support import REPO
 from test_compare import write_run
 
 from seq2seq import compare, results
@@ -263,3 +264,48 @@ def test_the_page_adds_the_budget_curves_and_the_ablations(study: Path, tmp_path
     assert not (tmp_path / "img" / "results" / "budget_attention.png").exists()  # not shown
     with pytest.raises(SystemExit):  # the extra sweeps belong to a page
         compare.main([str(study), "--curve", str(curve)])
+
+
+def test_the_readme_summary_replaces_only_its_block_and_shows_the_headline_columns(
+    study: Path, tmp_path: Path
+):
+    readme = tmp_path / "README.md"
+    before, after = ["# seq2seq", "", "intro"], ["", "## Attention as alignment"]
+    readme.write_text(
+        "\n".join([*before, results.README_BEGIN, "stale", results.README_END, *after])
+    )
+    page = tmp_path / "docs" / "results.md"
+    compare.main([str(study), "--results", str(page), "--readme", str(readme)])
+    lines = readme.read_text().splitlines()
+    begin, end = lines.index(results.README_BEGIN), lines.index(results.README_END)
+    assert lines[:begin] == before and lines[end + 1 :] == after and "stale" not in lines
+    block = lines[begin + 1 : end]
+    assert block[0].startswith("3 variants, seeds 1, 2 (6 runs), 4000 updates each, on AMD EPYC")
+    assert "[docs/results.md](docs/results.md)" in block[0]
+    rows = table_rows(block, "variant")
+    assert list(rows) == ["transformer", "bahdanau", "luong_dot"]  # best mean beam BLEU first
+    assert rows["bahdanau"]["test BLEU beam"] == "31.00 ± 1.06"  # the seeds 30.25 and 31.75
+    assert list(rows["bahdanau"]) == [
+        "variant", "n", "tgt tok/s", "best val BLEU", "test BLEU greedy", "test BLEU beam",
+        "beam sent/s", "AER", "note",
+    ]  # fmt: skip
+    assert "![validation BLEU against updates and time](docs/img/results/study_curves.png)" in block
+    compare.main([str(study), "--results", str(page), "--readme", str(readme)])
+    assert readme.read_text().splitlines() == lines  # rewriting gives the same file
+
+
+def test_the_project_readme_has_the_study_summary_markers_make_study_writes_between():
+    lines, begin, end = results.readme_block(REPO / "README.md")
+    assert lines[begin - 1] == results.README_BEGIN and begin <= end
+
+
+def test_a_readme_without_the_markers_is_refused_before_anything_is_written(
+    study: Path, tmp_path: Path, capsys
+):
+    readme, page = tmp_path / "README.md", tmp_path / "results.md"
+    readme.write_text("# seq2seq\n")
+    with pytest.raises(SystemExit) as stop:
+        compare.main([str(study), "--results", str(page), "--readme", str(readme)])
+    assert stop.value.code == 2 and not page.exists()
+    assert f"{readme}: no study summary to replace" in capsys.readouterr().err
+    assert readme.read_text() == "# seq2seq\n"
