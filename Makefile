@@ -112,6 +112,7 @@ study: $(STAMP)  ## the attention study (hours): all variants × 2 seeds on Mult
 	$(PY) -m seq2seq.compare $(STUDY_DIR) --results $(RESULTS) $(if $(README_SUMMARY),--readme $(README_SUMMARY)) $(if $(wildcard $(ABLATION_DIR)/multirun.yaml),--ablations $(ABLATION_DIR)) $(if $(wildcard $(STUDY_CURVE_DIR)/multirun.yaml),--curve $(STUDY_CURVE_DIR))
 
 ablations: $(STAMP)  ## one-change ablations of the study's recipe (hours), resumable; each run's last-5 average scored
+	scripts/ablation_baselines.sh $(STUDY_DIR) $(ABLATION_DIR) $(ABLATION_VARIANTS)
 	$(PY) -m seq2seq.train -m experiment=attention_ablation variant=$(ABLATION_VARIANTS) hydra.sweep.dir=$(ABLATION_DIR) trainer.resume=auto $(STUDY_LAUNCH) $(DATA_ARG) $(ARGS)
 	$(PY) -m seq2seq.train -m experiment=attention_ablation_small variant=$(ABLATION_VARIANTS) hydra.sweep.dir=$(ABLATION_DIR)/small trainer.resume=auto $(STUDY_LAUNCH) $(DATA_ARG) $(ARGS)
 	set -e; for run in $$(dirname $(ABLATION_DIR)/*/metrics.json $(ABLATION_DIR)/small/*/metrics.json); do \

@@ -99,7 +99,7 @@ def make_dry_run(*arguments: str) -> list[str]:
         text=True,
         check=True,
     ).stdout
-    return [line.strip() for line in out.splitlines() if "seq2seq." in line]
+    return [line.strip() for line in out.splitlines() if "seq2seq." in line or "scripts/" in line]
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -122,7 +122,10 @@ def test_study_jobs_runs_that_many_points_at_once_with_one_thread_each(jobs: str
 
 
 def test_make_ablations_averages_and_scores_every_run_then_reports():
-    lines = make_dry_run("ablations")
+    baselines, *lines = make_dry_run("ablations")
+    assert (
+        baselines == "scripts/ablation_baselines.sh runs/study runs/ablations bahdanau,transformer"
+    )
     assert (
         "experiment=attention_ablation " in lines[0] and "variant=bahdanau,transformer" in lines[0]
     )
@@ -133,6 +136,33 @@ def test_make_ablations_averages_and_scores_every_run_then_reports():
         "seq2seq.evaluate checkpoint=$run/checkpoints/average_last5.pt search.beam_size=5" in script
     )
     assert lines[-1].endswith("-m seq2seq.compare runs/ablations")
+
+
+def finished_run(run_dir: Path, numbered: int) -> None:
+    """A finished study run: its metrics.json and `numbered` update_<n>.pt checkpoints."""
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "metrics.json").write_text(json.dumps({"variant": run_dir.name, "seed": 1}))
+    for update in range(numbered):
+        (run_dir / "checkpoints" / f"update_{500 * (update + 1)}.pt").write_bytes(b"weights")
+
+
+def test_the_ablation_baseline_is_the_study_run_once_it_kept_five_checkpoints(tmp_path: Path):
+    study, ablations = tmp_path / "study", tmp_path / "ablations"
+    finished_run(study / "bahdanau_seed1", numbered=5)
+    finished_run(study / "transformer_seed1", numbered=2)  # too few to average: trained anew
+    script = [str(REPO / "scripts" / "ablation_baselines.sh"), str(study), str(ablations)]
+    done = subprocess.run(
+        [*script, "bahdanau,transformer"], capture_output=True, text=True, check=True
+    )
+    copied = ablations / "bahdanau_baseline_seed1"
+    assert sorted(p.name for p in ablations.iterdir()) == [copied.name]
+    assert sorted(p.name for p in (copied / "checkpoints").iterdir()) == sorted(
+        p.name for p in (study / "bahdanau_seed1" / "checkpoints").iterdir()
+    )
+    assert f"ablation baseline {copied}" in done.stdout
+    (copied / "metrics.json").write_text("{}")  # e.g. evaluated since: a rerun keeps it
+    subprocess.run([*script, "bahdanau"], check=True)
+    assert (copied / "metrics.json").read_text() == "{}"
 
 
 @pytest.mark.slow
