@@ -88,8 +88,17 @@ def provenance_lines(runs: Sequence[compare.Run], sweep_dir: Path) -> list[str]:
         f"**budget**: {', '.join(budgets)} updates per run; **seeds**: "
         f"{', '.join(map(str, seeds))}; {len(runs)} runs",
         *machine_lines(runs),
-        *time_lines(runs),
+        *time_lines(runs, sweep_jobs(sweep_dir)),
     ]
+
+
+def sweep_jobs(sweep_dir: Path) -> int:
+    """How many runs the sweep trained at once (the joblib launcher's n_jobs), from its
+    `multirun.yaml`; 1 for Hydra's basic launcher or when not recorded."""
+    record = Path(sweep_dir) / "multirun.yaml"
+    if not record.exists():
+        return 1
+    return int(OmegaConf.select(OmegaConf.load(record), "hydra.launcher.n_jobs", default=1))
 
 
 def machine_lines(runs: Sequence[compare.Run]) -> list[str]:
@@ -108,10 +117,18 @@ def _describe(machine: dict) -> str:
     return f"{machine['cpu']} ({machine['cpu_count']} CPUs), torch {machine['torch']}{gpu}"
 
 
-def time_lines(runs: Sequence[compare.Run]) -> list[str]:
-    """The dates the runs finished, their training hours in all and the span of the study."""
+def time_lines(runs: Sequence[compare.Run], jobs: int = 1) -> list[str]:
+    """The runs' training hours in all and per parallel job (the machine's time for the study,
+    pauses excluded), the dates they finished and the span of the study."""
     seconds = sum(run.metrics["train"]["seconds"] for run in runs)
-    lines = [f"- **Training time**: {_duration(seconds)} in all (validation included)"]
+    lines = [
+        f"- **Training time**: {_duration(seconds)} in all (validation included)"
+        + (
+            f"; {jobs} runs at a time: ≈ {_duration(seconds / jobs)} of wall time"
+            if jobs > 1
+            else ""
+        )
+    ]
     dated = [run for run in runs if "date" in run.metrics.get("machine", {})]
     if dated:
         ends = [datetime.datetime.fromisoformat(run.metrics["machine"]["date"]) for run in dated]

@@ -115,6 +115,14 @@ def test_the_page_says_what_ran_on_what_and_when_from_the_records(study: Path, t
     assert "**Training time**: 18.0 min in all" in text
     assert "from 2026-12-01T10:00:00+00:00 to 2026-12-01T15:00:00+00:00" in text
     assert "wall time of the study ≈ 5.0 h" in text  # 10:00 less 2 minutes, to 15:00
+    record = OmegaConf.load(study / "multirun.yaml")
+    record.hydra.launcher = {"n_jobs": 2}  # as Hydra's joblib launcher records it
+    OmegaConf.save(record, study / "multirun.yaml")
+    text = "\n".join(results.write_results_page(study, page))
+    assert (
+        "**Training time**: 18.0 min in all (validation included); 2 runs at a time: ≈ 9.0 min"
+        in text
+    )
     assert text.count(SIGNATURE) == 1  # stated once, for greedy and beam alike
     assert f"Test BLEU (beam4, greedy) is sacreBLEU with the signature `{SIGNATURE}`" in text
     curves = tmp_path / "img" / "results" / "study_curves.png"
