@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from seq2seq.config import validate_config
 from seq2seq.decoding import SearchSettings, search
-from seq2seq.models.transformer import Transformer, TransformerState
+from seq2seq.models.transformer import Transformer, TransformerState, attend
 from seq2seq.train import train
 
 PAD, BOS, EOS = 0, 2, 3
@@ -335,6 +335,34 @@ def test_bf16_autocast_forward_and_step_agree_in_dtype():
     assert full.logits.isfinite().all() and log_probs.isfinite().all()
     assert log_probs.dtype == torch.float32
     torch.testing.assert_close(log_probs, full.logits.float().log_softmax(-1), atol=0.1, rtol=0)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_bf16_attention_on_a_cpu_runs_the_math_kernel_and_equals_the_fused_one(masked):
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(6, 4, 9, 16, generator=generator) for _ in range(3))
+    mask = (torch.rand(6, 1, 1, 9, generator=generator) > 0.2) if masked else None
+    options = {"attn_mask": mask} if masked else {"is_causal": True}
+
+    def forward_backward(attention, dtype):
+        inputs = [x.to(dtype).requires_grad_() for x in (q, k, v)]
+        out = attention(*inputs, **options)
+        out.float().square().sum().backward()
+        return [out.float(), *(x.grad.float() for x in inputs)]
+
+    with torch.profiler.profile() as prof:
+        ours = forward_backward(attend, torch.bfloat16)
+    kernels = {event.name for event in prof.events()}
+    assert "aten::_scaled_dot_product_attention_math" in kernels
+    assert not any("flash" in name for name in kernels)
+    fused = forward_backward(F.scaled_dot_product_attention, torch.bfloat16)  # flash on a CPU
+    exact = forward_backward(F.scaled_dot_product_attention, torch.float32)
+    for mine, theirs, truth in zip(ours, fused, exact):  # output, then the three gradients
+        # as close to fp32 as the fused bf16 kernel is, within bf16's rounding
+        assert (mine - truth).abs().max() <= (theirs - truth).abs().max() + 0.02 * truth.abs().max()
+    with torch.profiler.profile() as prof:
+        forward_backward(attend, torch.float32)  # fp32 keeps PyTorch's choice
+    assert not any("math" in event.name for event in prof.events())
 
 
 # Hydra wraps constructor errors in InstantiationException, so these call the class directly.
