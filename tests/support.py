@@ -49,15 +49,17 @@ def compose_with_hydra(*overrides: str, config_dir: Path = CONFIG_DIR) -> DictCo
         return compose("train", overrides=list(overrides), return_hydra_config=True)
 
 
-def sweep_points(experiment: str, config_dir: Path = CONFIG_DIR) -> list[list[str]]:
-    """The jobs `python -m seq2seq.train -m experiment=<experiment>` launches: the experiment's
-    sweeper parameters expanded by Hydra's own basic sweeper (globs included)."""
+def sweep_points(experiment: str, *sweep: str, config_dir: Path = CONFIG_DIR) -> list[list[str]]:
+    """The jobs `python -m seq2seq.train -m experiment=<experiment> [sweep]` launches: the
+    experiment's sweeper parameters, those of `sweep` (e.g. "variant=a,b") replacing them as on
+    the command line, expanded by Hydra's own basic sweeper (globs included)."""
     params = compose_with_hydra(f"experiment={experiment}", config_dir=config_dir)
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(config_dir)))
     parser = OverridesParser.create(config_loader=loader)
-    items = params.hydra.sweeper.params.items()
+    items = dict(params.hydra.sweeper.params.items())
+    items.update(item.split("=", 1) for item in sweep)
     (jobs,) = BasicSweeper.split_arguments(
-        parser.parse_overrides([f"{k}={v}" for k, v in items]), max_batch_size=None
+        parser.parse_overrides([f"{k}={v}" for k, v in items.items()]), max_batch_size=None
     )
     return jobs
 

@@ -38,9 +38,9 @@ def flat(cfg: DictConfig) -> dict[str, object]:
     return walk(container, "")
 
 
-def jobs_of(experiment: str) -> dict[str, DictConfig]:
-    """The sweep's points by the run directory each one gets."""
-    jobs = [ablation_job(experiment, *job) for job in sweep_points(experiment)]
+def jobs_of(experiment: str, *sweep: str) -> dict[str, DictConfig]:
+    """The sweep's points (with `sweep` as on the command line) by the run directory of each."""
+    jobs = [ablation_job(experiment, *job) for job in sweep_points(experiment, *sweep)]
     return {OmegaConf.select(cfg, "hydra.sweep.subdir"): cfg for cfg in jobs}
 
 
@@ -57,9 +57,17 @@ SMALL = {
 }
 
 
+def test_the_ablations_change_the_transformer_unless_told_to_add_an_rnn():
+    jobs = {**jobs_of("attention_ablation"), **jobs_of("attention_ablation_small")}
+    assert sorted(jobs) == sorted(
+        [*(f"transformer_{a}_seed1" for a in ABLATIONS), "transformer_small_seed1"]
+    )
+
+
 def test_every_ablation_changes_one_knob_of_the_study_recipe():
     assert sorted([*CHANGES, "anneal"]) == sorted(a for a in ABLATIONS if a != "baseline")
-    jobs = {**jobs_of("attention_ablation"), **jobs_of("attention_ablation_small")}
+    both = "variant=bahdanau,transformer"
+    jobs = {**jobs_of("attention_ablation", both), **jobs_of("attention_ablation_small", both)}
     expected = [f"{v}_{a}_seed1" for v in ("bahdanau", "transformer") for a in ABLATIONS]
     assert sorted(jobs) == sorted([*expected, "bahdanau_small_seed1", "transformer_small_seed1"])
     for variant in ("bahdanau", "transformer"):
@@ -123,12 +131,8 @@ def test_study_jobs_runs_that_many_points_at_once_with_one_thread_each(jobs: str
 
 def test_make_ablations_averages_and_scores_every_run_then_reports():
     baselines, *lines = make_dry_run("ablations")
-    assert (
-        baselines == "scripts/ablation_baselines.sh runs/study runs/ablations bahdanau,transformer"
-    )
-    assert (
-        "experiment=attention_ablation " in lines[0] and "variant=bahdanau,transformer" in lines[0]
-    )
+    assert baselines == "scripts/ablation_baselines.sh runs/study runs/ablations transformer"
+    assert "experiment=attention_ablation " in lines[0] and "variant=transformer " in lines[0]
     assert "hydra.sweep.dir=runs/ablations/small" in lines[1]
     script = "\n".join(lines[2:])
     assert "seq2seq.average $run --last 5" in script

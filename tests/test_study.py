@@ -23,8 +23,8 @@ compose = support.compose_with_hydra
 
 
 @functools.cache
-def sweep_points(experiment: str) -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(job) for job in support.sweep_points(experiment))
+def sweep_points(experiment: str, *sweep: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(job) for job in support.sweep_points(experiment, *sweep))
 
 
 @functools.cache
