@@ -70,7 +70,7 @@ def test_the_two_documented_files_pass_the_equation_tests_with_no_other_edit(
 @pytest.mark.parametrize("experiment", ["compare_attention", "attention_study"])
 def test_a_new_attention_file_joins_the_sweeps(config_dir_with_a_new_variant, experiment):
     config_dir = config_dir_with_a_new_variant
-    jobs = support.sweep_points(experiment, config_dir)
+    jobs = support.sweep_points(experiment, config_dir=config_dir)
     swept = sorted({o.removeprefix("variant=") for job in jobs for o in job if "variant=" in o})
     assert swept == sorted([*variants.attention_names(support.CONFIG_DIR), NEW, "transformer"])
     budget = ["study_updates=10"] if experiment == "attention_study" else []
