@@ -78,15 +78,12 @@ def sweep_command(sweep_dir: Path) -> str:
 
 def provenance_lines(runs: Sequence[compare.Run], sweep_dir: Path) -> list[str]:
     """What ran, on what, when and for how long: every item from the runs' own records."""
-    configs = [run.metrics.get("config", {}) for run in runs]
-    budgets = sorted({str(c.get("trainer", {}).get("max_updates")) for c in configs})
-    seeds = sorted({run.seed for run in runs})
-    data = configs[0].get("data", {})
+    data = runs[0].metrics.get("config", {}).get("data", {})
     return [
         f"- **Command**: `{sweep_command(sweep_dir)}`",
         f"- **Data**: {data.get('name')} {data.get('src_lang')}→{data.get('tgt_lang')}; "
-        f"**budget**: {', '.join(budgets)} updates per run; **seeds**: "
-        f"{', '.join(map(str, seeds))}; {len(runs)} runs",
+        f"**budget**: {', '.join(_budgets(runs))} updates per run; **seeds**: "
+        f"{', '.join(map(str, _seeds(runs)))}; {len(runs)} runs",
         *machine_lines(runs),
         *time_lines(runs, sweep_jobs(sweep_dir)),
     ]
@@ -101,10 +98,21 @@ def sweep_jobs(sweep_dir: Path) -> int:
     return int(OmegaConf.select(OmegaConf.load(record), "hydra.launcher.n_jobs", default=1))
 
 
+def _budgets(runs: Sequence[compare.Run]) -> list[str]:
+    configs = [run.metrics.get("config", {}) for run in runs]
+    return sorted({str(c.get("trainer", {}).get("max_updates")) for c in configs})
+
+
+def _seeds(runs: Sequence[compare.Run]) -> list[int]:
+    return sorted({run.seed for run in runs})
+
+
+def _machines(runs: Sequence[compare.Run]) -> list[str]:
+    return sorted({_describe(run.metrics["machine"]) for run in runs if "machine" in run.metrics})
+
+
 def machine_lines(runs: Sequence[compare.Run]) -> list[str]:
-    machines = sorted(
-        {_describe(run.metrics["machine"]) for run in runs if "machine" in run.metrics}
-    )
+    machines = _machines(runs)
     unrecorded = sum("machine" not in run.metrics for run in runs)
     lines = [f"- **Machine**: {machine}" for machine in machines]
     if unrecorded:
@@ -257,14 +265,10 @@ def readme_summary(study_dir: Path, img_dir: Path, page: Path, readme: Path) -> 
 
 
 def _what_ran(runs: Sequence[compare.Run], variants: int) -> str:
-    budgets = sorted({str(run.metrics["config"]["trainer"]["max_updates"]) for run in runs})
-    seeds = sorted({run.seed for run in runs})
-    machines = sorted(
-        {_describe(run.metrics["machine"]) for run in runs if "machine" in run.metrics}
-    )
+    machines = "; ".join(_machines(runs)) or "an unrecorded machine"
     return (
-        f"{variants} variants, seeds {', '.join(map(str, seeds))} ({len(runs)} runs), "
-        f"{', '.join(budgets)} updates each, on {'; '.join(machines) or 'an unrecorded machine'}"
+        f"{variants} variants, seeds {', '.join(map(str, _seeds(runs)))} ({len(runs)} runs), "
+        f"{', '.join(_budgets(runs))} updates each, on {machines}"
     )
 
 

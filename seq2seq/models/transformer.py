@@ -69,9 +69,9 @@ def _xavier_linear_(linear: nn.Linear, blocks: int = 1) -> None:
 
 def attend(query: Tensor, keys: Tensor, values: Tensor, **options: Any) -> Tensor:
     """`F.scaled_dot_product_attention(query, keys, values, **options)`; bf16 on a CPU through
-    its math backend: PyTorch's fused CPU (flash) kernel took 2.1-2.7x the CPU time forward and
+    its math backend: PyTorch's fused CPU (flash) kernel took 2.1-2.7x its CPU time forward and
     backward in bf16 at Multi30k's shapes (60 sentences, 4 heads, ~22 positions, one thread;
-    1.3x at 100 positions), and the same in fp32, which keeps it."""
+    1.3x at 100 positions). In fp32 flash was as fast or faster, so PyTorch still chooses."""
     if query.device.type == "cpu" and query.dtype == torch.bfloat16:
         with sdpa_kernel(SDPBackend.MATH):
             return F.scaled_dot_product_attention(query, keys, values, **options)
