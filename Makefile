@@ -81,6 +81,9 @@ ABLATION_DIR ?= runs/ablations
 # the variants the ablations change: the Transformer, whose BLEU goal the study's budget misses
 # (its best RNN meets its own); e.g. ABLATION_VARIANTS=bahdanau,transformer adds an RNN
 ABLATION_VARIANTS ?= transformer
+# the variants whose score the score-scale ablation divides by sqrt(d): luong_general,luong_dot
+# adds the dot score
+SCORE_ABLATION_VARIANTS ?= luong_general
 # the gold alignments the study's attention is scored on (AER): the offline copy when it sits
 # beside the checkout, else configs/alignment/rwth_de_en.yaml downloads them
 ALIGN_ROOT ?= $(wildcard ../shared/datasets/alignment/rwth-de-en)
@@ -112,11 +115,16 @@ study: $(STAMP)  ## the attention study (hours): all variants × 2 seeds on Mult
 	done
 	$(PY) -m seq2seq.compare $(STUDY_DIR) --results $(RESULTS) $(if $(README_SUMMARY),--readme $(README_SUMMARY)) $(if $(wildcard $(ABLATION_DIR)/multirun.yaml),--ablations $(ABLATION_DIR)) $(if $(wildcard $(STUDY_CURVE_DIR)/multirun.yaml),--curve $(STUDY_CURVE_DIR))
 
+# The ablation sweeps' directories under $(ABLATION_DIR): the small-model and the score-scale
+# sweeps train one run each by default, so they run side by side
+ABLATION_SWEEPS = $(ABLATION_DIR) $(ABLATION_DIR)/small $(ABLATION_DIR)/score
 ablations: $(STAMP)  ## one-change ablations of the study's recipe (hours), resumable; each run's last-5 average scored
-	scripts/ablation_baselines.sh $(STUDY_DIR) $(ABLATION_DIR) $(ABLATION_VARIANTS)
+	scripts/ablation_baselines.sh $(STUDY_DIR) $(ABLATION_DIR) $(ABLATION_VARIANTS),$(SCORE_ABLATION_VARIANTS)
 	$(PY) -m seq2seq.train -m experiment=attention_ablation variant=$(ABLATION_VARIANTS) hydra.sweep.dir=$(ABLATION_DIR) trainer.resume=auto $(STUDY_LAUNCH) $(DATA_ARG) $(ARGS)
-	$(PY) -m seq2seq.train -m experiment=attention_ablation_small variant=$(ABLATION_VARIANTS) hydra.sweep.dir=$(ABLATION_DIR)/small trainer.resume=auto $(STUDY_LAUNCH) $(DATA_ARG) $(ARGS)
-	set -e; for run in $$(dirname $(ABLATION_DIR)/*/metrics.json $(ABLATION_DIR)/small/*/metrics.json); do \
+	set -e; $(PY) -m seq2seq.train -m experiment=attention_ablation_small variant=$(ABLATION_VARIANTS) hydra.sweep.dir=$(ABLATION_DIR)/small trainer.resume=auto $(STUDY_LAUNCH) $(DATA_ARG) $(ARGS) & small=$$!; \
+	  $(PY) -m seq2seq.train -m experiment=attention_ablation_score variant=$(SCORE_ABLATION_VARIANTS) hydra.sweep.dir=$(ABLATION_DIR)/score trainer.resume=auto $(STUDY_LAUNCH) $(DATA_ARG) $(ARGS); \
+	  wait $$small
+	set -e; for run in $$(dirname $(addsuffix /*/metrics.json,$(ABLATION_SWEEPS))); do \
 	  test -e $$run/eval/test.beam5.average_last5/metrics.json && continue; \
 	  $(PY) -m seq2seq.average $$run --last 5; \
 	  $(PY) -m seq2seq.evaluate checkpoint=$$run/checkpoints/average_last5.pt search.beam_size=5 progress=false; \

@@ -13,7 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 from support import CONFIG_DIR, REPO
 from test_study import compose, sweep_points
 
-ABLATIONS = sorted(p.stem for p in (CONFIG_DIR / "ablation").glob("*.yaml"))
+# the recipe's ablations, for every variant; score_scale (Luong's dot and general scores over
+# sqrt(d)) has its own experiment, attention_ablation_score
+ABLATIONS = sorted(
+    p.stem for p in (CONFIG_DIR / "ablation").glob("*.yaml") if p.stem != "score_scale"
+)
 
 
 def ablation_job(experiment: str, *job: str) -> DictConfig:
@@ -91,6 +95,21 @@ def test_every_ablation_changes_one_knob_of_the_study_recipe():
         assert annealed["scheduler.total_updates"] == 1234  # ends at the study's budget
 
 
+def test_the_score_scale_ablation_scales_luong_general_and_nothing_else():
+    jobs = jobs_of("attention_ablation_score")
+    assert sorted(jobs) == ["luong_general_score_scale_seed1"]
+    study = flat(
+        compose("experiment=attention_study", "study_updates=1234", "variant=luong_general")
+    )
+    study["seed"] = 1
+    config = flat(jobs["luong_general_score_scale_seed1"])
+    changed = {key for key in study.keys() | config.keys() if study.get(key) != config.get(key)}
+    assert {key: config[key] for key in changed} == {"model.attention.scaled": True}
+    assert jobs["luong_general_score_scale_seed1"].hydra.sweep.dir == "runs/ablations/score"
+    both = jobs_of("attention_ablation_score", "variant=luong_dot,luong_general")
+    assert sorted(both) == ["luong_dot_score_scale_seed1", "luong_general_score_scale_seed1"]
+
+
 def test_the_ablations_land_where_the_report_reads_them():
     for cfg in jobs_of("attention_ablation").values():
         assert cfg.hydra.sweep.dir == "runs/ablations" and cfg.trainer.keep_last == 5
@@ -98,8 +117,9 @@ def test_the_ablations_land_where_the_report_reads_them():
         assert cfg.hydra.sweep.dir == "runs/ablations/small"
 
 
-def make_dry_run(*arguments: str) -> list[str]:
-    """The commands `make -n` would run for the study's targets (the install step aside)."""
+def make_dry_run(*arguments: str, every_line: bool = False) -> list[str]:
+    """The commands `make -n` would run for the study's targets (the install step aside), or
+    with `every_line` every line it prints."""
     out = subprocess.run(
         ["make", "-n", "--no-print-directory", "STAMP=", *arguments],
         cwd=REPO,
@@ -107,7 +127,8 @@ def make_dry_run(*arguments: str) -> list[str]:
         text=True,
         check=True,
     ).stdout
-    return [line.strip() for line in out.splitlines() if "seq2seq." in line or "scripts/" in line]
+    lines = [line.strip() for line in out.splitlines()]
+    return [line for line in lines if every_line or "seq2seq." in line or "scripts/" in line]
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -131,10 +152,20 @@ def test_study_jobs_runs_that_many_points_at_once_with_one_thread_each(jobs: str
 
 def test_make_ablations_averages_and_scores_every_run_then_reports():
     baselines, *lines = make_dry_run("ablations")
-    assert baselines == "scripts/ablation_baselines.sh runs/study runs/ablations transformer"
+    assert baselines == (
+        "scripts/ablation_baselines.sh runs/study runs/ablations transformer,luong_general"
+    )
     assert "experiment=attention_ablation " in lines[0] and "variant=transformer " in lines[0]
-    assert "hydra.sweep.dir=runs/ablations/small" in lines[1]
-    script = "\n".join(lines[2:])
+    # the two one-run sweeps side by side, the first in the background
+    small, score = lines[1:3]
+    assert "hydra.sweep.dir=runs/ablations/small" in small and small.endswith("& small=$!; \\")
+    assert "experiment=attention_ablation_score variant=luong_general " in score
+    assert "hydra.sweep.dir=runs/ablations/score" in score
+    script = "\n".join(lines[3:])
+    everything = "\n".join(make_dry_run("ablations", every_line=True))
+    assert "wait $small" in everything  # both finish before the averaging
+    for sweep in ("runs/ablations", "runs/ablations/small", "runs/ablations/score"):
+        assert f"{sweep}/*/metrics.json" in everything  # every sweep's runs averaged and scored
     assert "seq2seq.average $run --last 5" in script
     assert (
         "seq2seq.evaluate checkpoint=$run/checkpoints/average_last5.pt search.beam_size=5" in script

@@ -181,6 +181,27 @@ def test_every_content_score_follows_its_equation_where_a_variant_chooses_one(va
     check_weights_and_context(build_decoder(variant, *overrides).attention)
 
 
+SCALED = [v for v in VARIANTS if "scaled" in model_config(v).attention]
+
+
+@pytest.mark.parametrize("variant", SCALED)
+def test_a_scaled_score_is_the_score_over_the_root_of_its_width(variant):
+    """`model.attention.scaled=true` (the score-scale ablation): weights and context by the
+    scaled equation, from scores exactly 1/sqrt(H) of the unscaled module's."""
+    plain = build_decoder(variant).attention
+    scaled = build_decoder(variant, "model.attention.scaled=true").attention
+    check_weights_and_context(scaled)
+    memory, query = hand_memory(plain.key_size), hand_queries()
+    scores = {
+        module: module.score(query, with_keys(module, memory).keys) for module in (plain, scaled)
+    }
+    torch.testing.assert_close(scores[scaled], scores[plain] / math.sqrt(HIDDEN), **CLOSE)
+
+
+def test_luong_dot_and_general_can_be_scaled():
+    assert sorted(SCALED) == ["luong_dot", "luong_general"]
+
+
 def test_one_head_is_the_plain_scores_equation():
     cfg = model_config("multihead", "model.attention.score=general")
     cfg.attention.heads = 1

@@ -58,16 +58,53 @@ class LuongConcatAttention(BahdanauAttention):
         return v_a @ torch.tanh(w_a @ torch.cat([h_t, h_s]))
 
 
-class LuongDotAttention(Attention):
-    """The `dot` score of Luong et al. (2015), section 3.1: score(h_t, h̄_s) = h_t^T h̄_s.
+class MultiplicativeAttention(Attention):
+    """A score that is a dot product of the query with (projected) keys, h_t^T k_s, and with
+    `scaled=True` that product over sqrt(d), d the query size: the scaling of Vaswani et al.
+    (2017), "Attention Is All You Need", section 3.2.1, which keeps the products of wide
+    vectors from pushing the softmax to where its gradient vanishes. Luong et al. (2015) do not
+    scale; the study's score-scale ablation (configs/ablation/score_scale.yaml) does. The scale
+    is folded into the keys, once per batch, so that a step costs the same either way.
+    """
+
+    def __init__(
+        self, *, query_size: int, key_size: int, normalizer: str = "softmax", scaled: bool = False
+    ) -> None:
+        super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
+        self.scaled = scaled
+
+    @property
+    def scale(self) -> float:
+        """1/sqrt(d) with `scaled`, else 1."""
+        return self.query_size**-0.5 if self.scaled else 1.0
+
+    def unscaled_keys(self, values: Tensor) -> Tensor:
+        """k_s before the scale (B, S, Q)."""
+        return values
+
+    def project_keys(self, values: Tensor) -> Tensor:
+        keys = self.unscaled_keys(values)
+        return keys * self.scale if self.scaled else keys
+
+    def score(self, query: Tensor, keys: Tensor) -> Tensor:
+        return torch.bmm(query, keys.transpose(1, 2))  # (N, T, S)
+
+
+class LuongDotAttention(MultiplicativeAttention):
+    """The `dot` score of Luong et al. (2015), section 3.1: score(h_t, h̄_s) = h_t^T h̄_s
+    (over sqrt(d) with `scaled`, see `MultiplicativeAttention`).
 
     It has no parameters, so the decoder state and the encoder outputs must have one size: with
     a bidirectional encoder that means `model.bidirectional=false` (the paper's encoder is
     unidirectional), which configs/model/attention/luong_dot.yaml sets.
     """
 
-    def __init__(self, *, query_size: int, key_size: int, normalizer: str = "softmax") -> None:
-        super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
+    def __init__(
+        self, *, query_size: int, key_size: int, normalizer: str = "softmax", scaled: bool = False
+    ) -> None:
+        super().__init__(
+            query_size=query_size, key_size=key_size, normalizer=normalizer, scaled=scaled
+        )
         if query_size != key_size:
             raise ValueError(
                 f"luong_dot scores h_t^T h̄_s, so the decoder hidden size ({query_size}) must "
@@ -75,33 +112,32 @@ class LuongDotAttention(Attention):
                 "it: set model.bidirectional=false or use model/attention=luong_general"
             )
 
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        return torch.bmm(query, keys.transpose(1, 2))  # (N, T, S)
-
     def reference_score(self, h_t: Tensor, h_s: Tensor) -> Tensor:
-        """Luong (2015) §3.1: h_t^T h̄_s."""
-        return h_t @ h_s
+        """Luong (2015) §3.1: h_t^T h̄_s; with `scaled`, over sqrt(d) (Vaswani 2017 eq. 1)."""
+        return (h_t @ h_s) * self.scale
 
 
-class LuongGeneralAttention(Attention):
-    """The `general` score of Luong et al. (2015), section 3.1: score(h_t, h̄_s) = h_t^T W_a h̄_s.
+class LuongGeneralAttention(MultiplicativeAttention):
+    """The `general` score of Luong et al. (2015), section 3.1: score(h_t, h̄_s) = h_t^T W_a h̄_s
+    (over sqrt(d) with `scaled`, see `MultiplicativeAttention`).
 
     `W_a h̄_s` does not depend on t, so it is the per-batch key projection.
     """
 
-    def __init__(self, *, query_size: int, key_size: int, normalizer: str = "softmax") -> None:
-        super().__init__(query_size=query_size, key_size=key_size, normalizer=normalizer)
+    def __init__(
+        self, *, query_size: int, key_size: int, normalizer: str = "softmax", scaled: bool = False
+    ) -> None:
+        super().__init__(
+            query_size=query_size, key_size=key_size, normalizer=normalizer, scaled=scaled
+        )
         self.key_layer = nn.Linear(key_size, query_size, bias=False)  # W_a
 
-    def project_keys(self, values: Tensor) -> Tensor:
+    def unscaled_keys(self, values: Tensor) -> Tensor:
         return self.key_layer(values)
 
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        return torch.bmm(query, keys.transpose(1, 2))  # (N, T, S)
-
     def reference_score(self, h_t: Tensor, h_s: Tensor) -> Tensor:
-        """Luong (2015) §3.1: h_t^T W_a h̄_s."""
-        return h_t @ (weight(self.key_layer) @ h_s)
+        """Luong (2015) §3.1: h_t^T W_a h̄_s; with `scaled`, over sqrt(d) (Vaswani 2017 eq. 1)."""
+        return (h_t @ (weight(self.key_layer) @ h_s)) * self.scale
 
 
 # The content scores a local variant can use (`model.attention.score`), Luong et al. (2015) §3.1.
