@@ -135,8 +135,11 @@ def make_dry_run(*arguments: str, every_line: bool = False) -> list[str]:
 def test_study_jobs_runs_that_many_points_at_once_with_one_thread_each(jobs: str):
     # no curve or ablation sweep beside it, whatever this checkout's runs/ holds
     absent = "STUDY_CURVE_DIR=/nonexistent", "ABLATION_DIR=/nonexistent"
-    train, align, report = make_dry_run("study", f"STUDY_JOBS={jobs}", *absent)
+    train, align, scores, report = make_dry_run("study", f"STUDY_JOBS={jobs}", *absent)
     assert "experiment=attention_study" in train and "trainer.resume=auto" in train
+    assert scores.endswith(
+        "scripts/attention_scores.py $(dirname runs/study/*/metrics.json ) > docs/results_scores.md"
+    )
     # every finished run's attention scored as alignment once, before the report reads its AER
     assert "seq2seq.align checkpoint=$run alignment=rwth_de_en" in align
     parallel = "hydra/launcher=joblib hydra.launcher.n_jobs=2 trainer.num_threads=1"
@@ -148,6 +151,22 @@ def test_study_jobs_runs_that_many_points_at_once_with_one_thread_each(jobs: str
         "experiment=attention_study", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"
     )
     assert launcher.hydra.launcher._target_.endswith("JoblibLauncher")
+
+
+def test_the_score_table_beside_the_results_page_reads_every_finished_run(tmp_path: Path):
+    ablations = tmp_path / "ablations"
+    for run in ("luong_general_baseline_seed1", "score/luong_general_score_scale_seed1"):
+        (ablations / run).mkdir(parents=True)
+        (ablations / run / "metrics.json").write_text("{}")
+    (ablations / "unfinished_seed1").mkdir()
+    lines = make_dry_run("study", f"ABLATION_DIR={ablations}", "RESULTS=elsewhere/page.md")
+    (scores,) = [line for line in lines if "attention_scores.py" in line]
+    finished = [
+        ablations / "luong_general_baseline_seed1",
+        ablations / "score/luong_general_score_scale_seed1",
+    ]
+    assert all(f"{run}/metrics.json" in scores for run in finished)
+    assert "unfinished" not in scores and scores.endswith("> elsewhere/page_scores.md")
 
 
 def test_make_ablations_averages_and_scores_every_run_then_reports():
