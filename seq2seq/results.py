@@ -234,13 +234,23 @@ def budget_section(curve_dir: Path, img_dir: Path, page: Path, study_budget: int
         "",
         *learning_curve.report(budgets, learning_curve.TOLERANCE, learning_curve.StudyPlan()),
         "",
-        f"The study trained {study_budget} updates per run; from there to twice that, the curves "
-        "gain:",
+        f"The study trained {study_budget} updates per run{_budget_reason(budgets)}; from there "
+        "to twice that, the curves gain:",
         "",
         *learning_curve.gain_lines(budgets, study_budget),
         "",
         f"![validation BLEU of the budget's runs against updates and time]({links['curves']})",
     ]
+
+
+def _budget_reason(budgets: Sequence[learning_curve.CurveBudget]) -> str:
+    """Why the study's budget is not a flat point of the curves, when none is flat."""
+    if all(b.budget is not None for b in budgets):
+        return ""
+    return (
+        ", which no curve above had flattened by (`configs/experiment/attention_study.yaml` "
+        "says how the study's time limit set it)"
+    )
 
 
 def readme_summary(study_dir: Path, img_dir: Path, page: Path, readme: Path) -> list[str]:

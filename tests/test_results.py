@@ -243,6 +243,22 @@ def test_ablation_runs_are_grouped_by_their_directory_and_show_the_average(tmp_p
     )
 
 
+def test_a_budget_no_curve_flattened_by_says_what_set_it(study: Path, tmp_path: Path):
+    curve = tmp_path / "study_curve"
+    metrics = study_run(curve, "transformer", 1, 24.0, "2026-12-01T09:00:00+00:00")
+    for k, validation in enumerate(metrics["validations"]):
+        validation["bleu"] = 10.0 + 5 * k  # still climbing at its last validation
+    (curve / "transformer_seed1" / "metrics.json").write_text(json.dumps(metrics))
+    page = tmp_path / "results.md"
+    compare.main([str(study), "--results", str(page), "--curve", str(curve)])
+    text = page.read_text()
+    assert "no budget: transformer seed 1 still climbing" in text
+    assert (
+        "The study trained 4000 updates per run, which no curve above had flattened by "
+        "(`configs/experiment/attention_study.yaml` says how the study's time limit set it)"
+    ) in text
+
+
 def test_the_page_adds_the_budget_curves_and_the_ablations(study: Path, tmp_path: Path):
     curve, ablations = tmp_path / "study_curve", tmp_path / "ablations"
     for variant, greedy in (("bahdanau", 20.0), ("transformer", 24.0)):
@@ -262,7 +278,7 @@ def test_the_page_adds_the_budget_curves_and_the_ablations(study: Path, tmp_path
     assert "| transformer seed 1 | 10 | 23.00 (10) | 5 | 22.00 | 12.000 |" in lines
     assert "study budget: study_updates: 5  (configs/experiment/attention_study.yaml)" in lines
     # what the curves gain from the study's budget (its runs' trainer.max_updates) to twice it
-    assert any(line.startswith("The study trained 4000 updates per run") for line in lines)
+    assert any(line.startswith("The study trained 4000 updates per run;") for line in lines)
     assert "| transformer seed 1 | 23.00 | 23.00 (to 10) | 0.00 |" in lines
     ablation_rows = table_rows(lines[lines.index("## Ablations") :], "variant")
     assert list(ablation_rows) == ["transformer_dropout0.3", "transformer_baseline"]
