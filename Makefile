@@ -113,9 +113,9 @@ study: $(STAMP)  ## the attention study (hours): all variants × 2 seeds on Mult
 	  $(PY) -m seq2seq.align checkpoint=$$run alignment=rwth_de_en eflomal=$$eflomal $(ALIGN_ARG); \
 	  eflomal=false; \
 	done
-	@# how far apart each RNN run's scores lie before the softmax (~8 s a run), beside the page
+	@# how far apart each RNN run's scores lie before the softmax (~8 s a run), for the page
 	$(PY) scripts/attention_scores.py $$(dirname $(STUDY_DIR)/*/metrics.json $(wildcard $(addsuffix /*/metrics.json,$(ABLATION_SWEEPS)))) > $(RESULTS:.md=_scores.md)
-	$(PY) -m seq2seq.compare $(STUDY_DIR) --results $(RESULTS) $(if $(README_SUMMARY),--readme $(README_SUMMARY)) $(if $(wildcard $(ABLATION_DIR)/multirun.yaml),--ablations $(ABLATION_DIR)) $(if $(wildcard $(STUDY_CURVE_DIR)/multirun.yaml),--curve $(STUDY_CURVE_DIR))
+	$(PY) -m seq2seq.compare $(STUDY_DIR) --results $(RESULTS) --scores $(RESULTS:.md=_scores.md) $(if $(README_SUMMARY),--readme $(README_SUMMARY)) $(if $(wildcard $(ABLATION_DIR)/multirun.yaml),--ablations $(ABLATION_DIR)) $(if $(wildcard $(STUDY_CURVE_DIR)/multirun.yaml),--curve $(STUDY_CURVE_DIR))
 
 # The ablation sweeps' directories under $(ABLATION_DIR): the small-model and the score-scale
 # sweeps train one run each by default, so they run side by side

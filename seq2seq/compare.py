@@ -464,15 +464,22 @@ def _parse(argv: Sequence[str] | None) -> tuple[argparse.ArgumentParser, argpars
         help="with --results: also rewrite the study summary between this file's markers "
         "(README.md)",
     )
+    parser.add_argument(
+        "--scores",
+        type=Path,
+        help="with --results: the table of scripts/attention_scores.py over the runs, for the "
+        "page's section on attention scores",
+    )
     return parser, parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser, args = _parse(argv)
-    if (args.ablations or args.curve or args.readme) and not args.results:
+    if (args.ablations or args.curve or args.readme or args.scores) and not args.results:
         parser.exit(
             2,
-            "error: --ablations, --curve and --readme come with the results page: add --results\n",
+            "error: --ablations, --curve, --readme and --scores come with the results page: add "
+            "--results\n",
         )
     try:
         if args.results:
@@ -483,6 +490,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "ablation_dir": args.ablations,
                 "curve_dir": args.curve,
                 "readme": args.readme,
+                "scores": args.scores,
             }
             write_results_page(args.sweep_dir, args.results, **sweeps, **grid)
             lines = (args.sweep_dir / "comparison.md").read_text().splitlines()

@@ -294,6 +294,27 @@ def readme_block(readme: Path) -> tuple[list[str], int, int]:
     return lines, begin, lines.index(README_END, begin)
 
 
+# what the page's table from scripts/attention_scores.py measures
+SCORES_INTRO = (
+    "Each RNN run's attention scores before the softmax (or sparse normaliser), teacher-forced "
+    "on validation sentences with its tested checkpoint (`python scripts/attention_scores.py "
+    "<runs>`, which `make study` runs): the mean gap between a target token's two highest "
+    "scores (the top weight is e^gap times the second under a softmax), their mean standard "
+    "deviation, and the share of target tokens that put more than 0.99 of their weight on one "
+    "source position. The Transformer's scores stay inside SDPA: dashes."
+)
+
+
+def read_score_table(scores: Path) -> list[str]:
+    """The lines of scripts/attention_scores.py's table, read before the page is written."""
+    if not Path(scores).is_file():
+        raise ValueError(
+            f"--scores {scores}: no such file (`python scripts/attention_scores.py <runs> > "
+            f"{scores}` writes it)"
+        )
+    return Path(scores).read_text().splitlines()
+
+
 def write_readme_summary(readme: Path, summary: Sequence[str]) -> None:
     """Replace the lines between the README's study-summary markers with `summary`."""
     lines, begin, end = readme_block(readme)
@@ -314,10 +335,12 @@ def write_results_page(  # noqa: PLR0913 - each sweep of the page, and where its
     curve_dir: Path | None = None,
     img_dir: Path | None = None,
     readme: Path | None = None,
+    scores: Path | None = None,
     **grid: Any,
 ) -> list[str]:
     """Write the results page, and with `readme` its summary into that file's markers; the
-    discussion of an existing page is kept. Returns the page's lines."""
+    discussion of an existing page is kept. `scores`: scripts/attention_scores.py's table of the
+    runs, shown in a section of its own. Returns the page's lines."""
     page = Path(page)
     img_dir = Path(img_dir) if img_dir else page.parent / "img" / "results"
     discussion = kept_discussion(page)  # before anything is written: a bad page stops here
@@ -326,6 +349,8 @@ def write_results_page(  # noqa: PLR0913 - each sweep of the page, and where its
     command = f"python -m seq2seq.compare {study_dir} --results {page}"
     command += f" --ablations {ablation_dir}" if ablation_dir is not None else ""
     command += f" --curve {curve_dir}" if curve_dir is not None else ""
+    command += f" --scores {scores}" if scores is not None else ""
+    score_table = read_score_table(scores) if scores is not None else None
     lines = [
         "# Results: the attention study",
         "",
@@ -339,6 +364,9 @@ def write_results_page(  # noqa: PLR0913 - each sweep of the page, and where its
     if ablation_dir is not None:
         ablations = sweep_section(ablation_dir, img_dir, page, "ablations", **grid)
         lines += ["", "## Ablations", "", *ablations]
+    if score_table is not None:
+        lines += ["", "## Attention scores before normalisation", "", SCORES_INTRO, ""]
+        lines += score_table
     lines += ["", "## Discussion", "", DISCUSSION_BEGIN, *discussion, DISCUSSION_END]
     write_lines(page, lines)
     if readme is not None:

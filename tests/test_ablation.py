@@ -145,7 +145,8 @@ def test_study_jobs_runs_that_many_points_at_once_with_one_thread_each(jobs: str
     parallel = "hydra/launcher=joblib hydra.launcher.n_jobs=2 trainer.num_threads=1"
     assert (parallel in train) == (jobs == "2")
     assert report.rstrip().endswith(
-        "-m seq2seq.compare runs/study --results docs/results.md --readme README.md"
+        "-m seq2seq.compare runs/study --results docs/results.md --scores docs/results_scores.md "
+        "--readme README.md"
     )
     launcher = compose(
         "experiment=attention_study", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"

@@ -182,6 +182,32 @@ def test_a_discussion_without_its_end_marker_is_refused(study: Path, tmp_path: P
     assert page.read_text() == f"# old\n{results.DISCUSSION_BEGIN}\nmy notes\n"  # untouched
 
 
+def test_the_score_table_gets_its_section_before_the_discussion(study: Path, tmp_path: Path):
+    table = ["| run | top-2 score gap |", "| --- | ---: |", "| luong_dot_seed1 | 13.72 |"]
+    scores = tmp_path / "results_scores.md"
+    scores.write_text("\n".join(table) + "\n")
+    page = tmp_path / "results.md"
+    compare.main([str(study), "--results", str(page), "--scores", str(scores)])
+    lines = page.read_text().splitlines()
+    section = lines.index("## Attention scores before normalisation")
+    assert lines[section + 2] == results.SCORES_INTRO
+    assert lines[section + 4 : section + 7] == table
+    assert section < lines.index("## Discussion")
+    assert f"--results {page} --scores {scores}`" in lines[2]  # the command that wrote it
+
+
+def test_a_missing_score_table_is_refused_before_anything_is_written(
+    study: Path, tmp_path: Path, capsys
+):
+    page = tmp_path / "results.md"
+    with pytest.raises(SystemExit) as stop:
+        compare.main([str(study), "--results", str(page), "--scores", str(tmp_path / "none.md")])
+    assert stop.value.code == 2 and "--scores" in capsys.readouterr().err
+    assert not page.exists()
+    with pytest.raises(SystemExit):  # the table belongs to a page
+        compare.main([str(study), "--scores", str(tmp_path / "none.md")])
+
+
 def test_different_signatures_are_listed_not_hidden(study: Path):
     metrics = json.loads((study / "bahdanau_seed1" / "metrics.json").read_text())
     metrics["test"]["beam4"]["bleu_signature"] = SIGNATURE.replace("13a", "intl")
