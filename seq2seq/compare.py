@@ -449,33 +449,30 @@ def _parse(argv: Sequence[str] | None) -> tuple[argparse.ArgumentParser, argpars
         help="draw the grid from this gold set's pairs (e.g. rwth_de_en), with gold links, "
         "for runs that `python -m seq2seq.align` scored on it",
     )
-    parser.add_argument(
-        "--results", type=Path, help="also write the results page there (e.g. docs/results.md)"
-    )
-    parser.add_argument(
-        "--ablations", type=Path, help="with --results: an ablation sweep's directory to add"
-    )
-    parser.add_argument(
-        "--curve", type=Path, help="with --results: the budget's learning-curve sweep to add"
-    )
-    parser.add_argument(
-        "--readme",
-        type=Path,
-        help="with --results: also rewrite the study summary between this file's markers "
-        "(README.md)",
-    )
-    parser.add_argument(
-        "--scores",
-        type=Path,
-        help="with --results: the table of scripts/attention_scores.py over the runs, for the "
-        "page's section on attention scores",
-    )
+    _page_arguments(parser)
     return parser, parser.parse_args(argv)
+
+
+# the results page's options: --results and what it adds (each needs --results)
+PAGE_OPTIONS = {
+    "results": "also write the results page there (e.g. docs/results.md)",
+    "ablations": "with --results: an ablation sweep's directory to add",
+    "curve": "with --results: the budget's learning-curve sweep to add",
+    "readme": "with --results: also rewrite the study summary between this file's markers "
+    "(README.md)",
+    "scores": "with --results: the table of scripts/attention_scores.py over the runs, for the "
+    "page's section on attention scores",
+}
+
+
+def _page_arguments(parser: argparse.ArgumentParser) -> None:
+    for name, help_text in PAGE_OPTIONS.items():
+        parser.add_argument(f"--{name}", type=Path, help=help_text)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser, args = _parse(argv)
-    if (args.ablations or args.curve or args.readme or args.scores) and not args.results:
+    if any(getattr(args, name) for name in PAGE_OPTIONS) and not args.results:
         parser.exit(
             2,
             "error: --ablations, --curve, --readme and --scores come with the results page: add "
