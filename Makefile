@@ -90,6 +90,8 @@ ALIGN_ROOT ?= $(wildcard ../shared/datasets/alignment/rwth-de-en)
 ALIGN_ARG := $(if $(ALIGN_ROOT),alignment.root=$(abspath $(ALIGN_ROOT)),)
 # where `make study` also writes the results page (and its figures into its img/results/)
 RESULTS ?= docs/results.md
+# scripts/attention_scores.py's table of the runs, beside the page, which shows it
+RESULT_SCORES = $(RESULTS:.md=_scores.md)
 # the file whose study-summary markers get the study's headline table and figures (empty: none)
 README_SUMMARY ?= README.md
 # runs of the study: every configs/model/attention file and the Transformer × the two seeds of
@@ -114,8 +116,8 @@ study: $(STAMP)  ## the attention study (hours): all variants × 2 seeds on Mult
 	  eflomal=false; \
 	done
 	@# how far apart each RNN run's scores lie before the softmax (~8 s a run), for the page
-	$(PY) scripts/attention_scores.py $$(dirname $(STUDY_DIR)/*/metrics.json $(wildcard $(addsuffix /*/metrics.json,$(ABLATION_SWEEPS)))) > $(RESULTS:.md=_scores.md)
-	$(PY) -m seq2seq.compare $(STUDY_DIR) --results $(RESULTS) --scores $(RESULTS:.md=_scores.md) $(if $(README_SUMMARY),--readme $(README_SUMMARY)) $(if $(wildcard $(ABLATION_DIR)/multirun.yaml),--ablations $(ABLATION_DIR)) $(if $(wildcard $(STUDY_CURVE_DIR)/multirun.yaml),--curve $(STUDY_CURVE_DIR))
+	$(PY) scripts/attention_scores.py $$(dirname $(STUDY_DIR)/*/metrics.json $(wildcard $(addsuffix /*/metrics.json,$(ABLATION_SWEEPS)))) > $(RESULT_SCORES)
+	$(PY) -m seq2seq.compare $(STUDY_DIR) --results $(RESULTS) --scores $(RESULT_SCORES) $(if $(README_SUMMARY),--readme $(README_SUMMARY)) $(if $(wildcard $(ABLATION_DIR)/multirun.yaml),--ablations $(ABLATION_DIR)) $(if $(wildcard $(STUDY_CURVE_DIR)/multirun.yaml),--curve $(STUDY_CURVE_DIR))
 
 # The ablation sweeps' directories under $(ABLATION_DIR): the small-model and the score-scale
 # sweeps train one run each by default, so they run side by side

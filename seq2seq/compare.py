@@ -473,11 +473,8 @@ def _page_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser, args = _parse(argv)
     if any(getattr(args, name) for name in PAGE_OPTIONS) and not args.results:
-        parser.exit(
-            2,
-            "error: --ablations, --curve, --readme and --scores come with the results page: add "
-            "--results\n",
-        )
+        added = ", ".join(f"--{name}" for name in PAGE_OPTIONS if name != "results")
+        parser.exit(2, f"error: {added} come with the results page: add --results\n")
     try:
         if args.results:
             from seq2seq.results import write_results_page  # it imports this module
