@@ -24,7 +24,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq import alignment, plots, runtime
+from seq2seq import alignment, cli, plots, runtime
 from seq2seq import checkpoint as ckpt
 from seq2seq.data.alignment import GoldPair, Link
 from seq2seq.data.batching import collate
@@ -255,6 +255,9 @@ def _output_dir(cfg: DictConfig) -> Path:
     if cfg.output_dir is not None:
         return Path(cfg.output_dir)
     return ckpt.run_directory(cfg.checkpoint) / "eval" / f"align.{cfg.alignment.name}"
+
+
+cli.share_help_repository()  # --help lists the config groups from one repository copy
 
 
 @hydra.main(config_path="../configs", config_name="align", version_base="1.3")

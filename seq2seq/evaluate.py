@@ -97,6 +97,9 @@ def _output_dir(cfg: DictConfig, name: str, search: SearchSettings) -> Path:
     return run_dir / "eval" / f"{name}.beam{search.beam_size}{which}"
 
 
+cli.share_help_repository()  # --help lists the config groups from one repository copy
+
+
 @hydra.main(config_path="../configs", config_name="evaluate", version_base="1.3")
 @cli.reports_errors
 def main(cfg: DictConfig) -> None:

@@ -63,6 +63,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None
 
 run_dirs.register_resolvers()  # configs/train.yaml's hydra.run.dir and hydra.output_subdir use them
 variants.register()  # the `variant` group: configs/model/attention/* and the Transformer
+cli.share_help_repository()  # --help lists the config groups from one repository copy
 
 
 # cli.reports_errors's wrapper lies in seq2seq/ too, so Hydra finds ../configs from it as well

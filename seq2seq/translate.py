@@ -37,6 +37,9 @@ def translate_lines(  # noqa: PLR0913
         yield from translator(model, batch_sources(tokenizer, chunk, max_tokens), progress=False)
 
 
+cli.share_help_repository()  # --help lists the config groups from one repository copy
+
+
 @hydra.main(config_path="../configs", config_name="translate", version_base="1.3")
 @cli.reports_errors
 def main(cfg: DictConfig) -> None:

@@ -60,3 +60,35 @@ def test_inference_imports_no_training_module(module):
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+HELP_PROBE = """
+import runpy, sys
+from hydra._internal.config_repository import CachingConfigRepository
+from seq2seq import cli
+built = []
+init = CachingConfigRepository.__init__
+CachingConfigRepository.__init__ = lambda self, d: (built.append(1), init(self, d))[1]
+if {disable}:
+    cli.HELP_FLAGS = set()  # Hydra's own help: a repository per group
+sys.argv = ["train", "--help"]
+try:
+    runpy.run_module("seq2seq.train", run_name="__main__")
+finally:
+    print("repositories built:", len(built), file=sys.stderr)
+"""
+
+
+def test_help_builds_one_repository_and_prints_what_hydra_would():
+    """cli.share_help_repository: the same help text from 2 repository copies instead of ~260."""
+    runs = {}
+    for disable in (False, True):
+        probe = HELP_PROBE.format(disable=disable)
+        runs[disable] = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        )
+    shared, hydra_own = runs[False], runs[True]
+    assert "variant: bahdanau" in shared.stdout and "== Config ==" in shared.stdout
+    assert shared.stdout == hydra_own.stdout
+    built = {k: int(run.stderr.split("repositories built:")[1]) for k, run in runs.items()}
+    assert built[False] <= 3 < 100 < built[True], built
