@@ -26,7 +26,11 @@ LINK = re.compile(r"\]\(([^)#\s]+)")
 # (not a function of Hydra's grammar such as `variant=glob(*)`)
 GROUP_CHOICE = re.compile(r"(?<![\w./+~-])\+?([a-z_]+(?:/[a-z_]+)?)=([\w|,]++)(?!\()")
 # choices that Hydra or its plugins bring, not configs/
-PLUGIN_CHOICES = {("hydra/launcher", "submitit_local"), ("hydra/launcher", "submitit_slurm")}
+PLUGIN_CHOICES = {
+    ("hydra/launcher", "submitit_local"),
+    ("hydra/launcher", "submitit_slurm"),
+    ("hydra/launcher", "joblib"),  # the study's command on docs/results.md
+}
 # a dotted key of a config group (not a method call, `data.batches(...)`, nor a file name,
 # `trainer.py`, `model.align`)
 CONFIG_KEY = re.compile(
