@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -239,8 +240,34 @@ def budget_section(curve_dir: Path, img_dir: Path, page: Path, study_budget: int
         "",
         *learning_curve.gain_lines(budgets, study_budget),
         "",
+        *tested_lines(runs, budgets),
+        "",
         f"![validation BLEU of the budget's runs against updates and time]({links['curves']})",
     ]
+
+
+def tested_lines(
+    runs: Sequence[compare.Run], budgets: Sequence[learning_curve.CurveBudget]
+) -> list[str]:
+    """What each curve's best checkpoint scored on the test set when its run ended: how far the
+    recipe goes given the curve's longer budget."""
+    lines = [
+        "Each curve's best checkpoint (by validation BLEU) on the test set:",
+        "",
+        "| run | best checkpoint (update) | test BLEU greedy | test BLEU beam |",
+        "|---|---:|---:|---:|",
+    ]
+    for run, budget in zip(runs, budgets, strict=True):
+        row = run.row()
+        greedy, beam = (_bleu(row[key]) for key in ("test_bleu_greedy", "test_bleu_beam"))
+        lines.append(
+            f"| {run.variant} seed {run.seed} | {budget.best_update} | {greedy} | {beam} |"
+        )
+    return lines
+
+
+def _bleu(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.2f}"
 
 
 def _budget_reason(budgets: Sequence[learning_curve.CurveBudget]) -> str:

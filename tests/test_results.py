@@ -306,6 +306,8 @@ def test_the_page_adds_the_budget_curves_and_the_ablations(study: Path, tmp_path
     # what the curves gain from the study's budget (its runs' trainer.max_updates) to twice it
     assert any(line.startswith("The study trained 4000 updates per run;") for line in lines)
     assert "| transformer seed 1 | 23.00 | 23.00 (to 10) | 0.00 |" in lines
+    # and where each curve's best checkpoint got on the test set (study_run: beam 25.5)
+    assert "| transformer seed 1 | 10 | 24.00 | 25.50 |" in lines
     ablation_rows = table_rows(lines[lines.index("## Ablations") :], "variant")
     assert list(ablation_rows) == ["transformer_dropout0.3", "transformer_baseline"]
     for kind in ("budget_curves", "study_curves", "ablations_curves"):  # no attention.json
