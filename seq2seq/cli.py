@@ -13,7 +13,7 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -58,7 +58,7 @@ def reports_errors(main: Callable[P, T]) -> Callable[P, T]:
     return run
 
 
-def share_help_repository(argv: Sequence[str] | None = None) -> None:
+def share_help_repository() -> None:
     """Make `--help` build Hydra's config repository once, not once per config group.
 
     Hydra's help lists each group's options through a fresh deep copy of the whole repository
@@ -66,7 +66,7 @@ def share_help_repository(argv: Sequence[str] | None = None) -> None:
     of `train --help`'s 1.5 s. Nothing changes the repository while help is printed, so one copy
     per (config name, overrides) serves every call; other commands are left as Hydra made them.
     """
-    if not HELP_FLAGS & set(sys.argv[1:] if argv is None else argv):
+    if not HELP_FLAGS & set(sys.argv[1:]):
         return
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
@@ -74,7 +74,7 @@ def share_help_repository(argv: Sequence[str] | None = None) -> None:
     built: dict[tuple, object] = {}
 
     def build_once(loader, config_name, overrides):
-        key = (id(loader), config_name, tuple(overrides))
+        key = (config_name, tuple(overrides))
         if key not in built:
             built[key] = build(loader, config_name, overrides)
         return built[key]
