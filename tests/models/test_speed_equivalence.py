@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 
 from seq2seq import decoding
 from seq2seq.data.files import read_lines
-from seq2seq.models.rnn import RNNSeq2Seq, wiring
+from seq2seq.models.rnn import RNNSeq2Seq, cells, wiring
 from seq2seq.models.rnn.attention import local
 from seq2seq.models.rnn.state import RNNDecoderState
 from seq2seq.models.sharing import select_rows, shared_rows
@@ -304,6 +304,48 @@ def test_rnn_fused_teacher_forcing_equals_the_stepwise_loop(attention, monkeypat
         assert (f is None) == (r is None)
         if f is not None:
             torch.testing.assert_close(f, r, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_general", "luong_local_p"])
+def test_rnn_fused_teacher_forcing_under_bf16_autocast_follows_the_stepwise_loop(attention):
+    """Under bf16 autocast (training on CPUs with bf16 and on CUDA) the fused loop casts the
+    weight slices it uses at every step once (cells.cast_for_loop); its loss and gradients stay
+    those of the nn.GRU loop within bf16's precision."""
+    model = build(
+        "model=rnn",
+        "model.hidden_size=32",
+        "model.embedding_size=32",
+        f"model/attention={attention}",
+    ).train()
+    src, lengths = source([5, 3, 4, 7])
+    tgt_in, _ = source([6, 2, 4, 5], seed=2)
+    tgt_in[:, 0] = BOS
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def run(fused: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.decoder.fused = fused
+        torch.manual_seed(5)  # the same dropout masks
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(src, lengths, tgt_in).logits
+        loss = logits.float().log_softmax(-1)[..., EOS].sum()
+        grads = torch.autograd.grad(loss, parameters, allow_unused=True)
+        return loss, [g.flatten() for g in grads if g is not None]
+
+    reference_loss, reference_grads = run(fused=False)
+    fast_loss, fast_grads = run(fused=True)
+    torch.testing.assert_close(fast_loss, reference_loss, rtol=2e-2, atol=0.0)
+    for f, r in zip(fast_grads, reference_grads, strict=True):
+        assert torch.cosine_similarity(f.float(), r.float(), dim=0) > 0.99
+
+
+def test_cast_for_loop_casts_only_under_autocast():
+    weight = torch.randn(4, 3, requires_grad=True)
+    assert cells.cast_for_loop(weight) is weight
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = cells.cast_for_loop(weight[:, 1:].t())
+    assert cast.dtype == torch.bfloat16 and cast.shape == (2, 4)
+    cast.float().sum().backward()  # the gradient reaches the float32 parameter
+    assert weight.grad.dtype == torch.float32 and weight.grad[:, 0].eq(0).all()
 
 
 @pytest.mark.parametrize("score", ["general", "concat"])

@@ -46,6 +46,20 @@ def select_hidden(hidden: Hidden, indices: Tensor) -> Hidden:
     return hidden.index_select(1, indices)
 
 
+def cast_for_loop(weight: Tensor) -> Tensor:
+    """`weight` in the dtype autocast would give it (itself outside autocast), for a step loop.
+
+    Autocast caches its cast of a parameter, but casts a slice or transpose of one (W_ih's
+    share of h~_{t-1}, W_c's of h_t) anew at every call: T copies forward and T casts of the
+    gradient back. Cast once before the loop instead; the steps' gradients then add up in the
+    autocast dtype, as those of a cached parameter do.
+    """
+    device = weight.device.type
+    if not torch.is_autocast_enabled(device):
+        return weight
+    return weight.to(torch.get_autocast_dtype(device))
+
+
 def gru_step(gates: Tensor, hidden: Tensor, rnn: nn.GRU) -> Tensor:
     """One step of `rnn` (one nn.GRU layer) from its input side's gates W_ih x + b_ih (B, 3H)
     and the state h (B, H), with nn.GRU's equations:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seq2seq.models.rnn.attention import Attention, AttentionOutput, EncoderMemory
-from seq2seq.models.rnn.cells import Hidden, gru_step, make_rnn, top_layer
+from seq2seq.models.rnn.cells import Hidden, cast_for_loop, gru_step, make_rnn, top_layer
 from seq2seq.models.rnn.state import RNNDecoderState
 
 
@@ -276,10 +276,11 @@ class LuongWiring(DecoderWiring):
         as Σ_s a_t(s) W_cc h̄_s + W_ch h_t with the encoder outputs projected once (B, S, H)."""
         weight, size = self.rnn.weight_ih_l0, embedded.size(-1)
         gates = F.linear(embedded, weight[:, :size], self.rnn.bias_ih_l0)  # (B, T, 3H)
-        feed_weight = weight[:, size:].t()  # (H, 3H): W_ih's share of h~_{t-1}
+        feed_weight = cast_for_loop(weight[:, size:].t())  # (H, 3H): W_ih's share of h~_{t-1}
         combine, keys = self.combine_layer.weight, self.attention.key_size
         projected = replace(state.memory, values=F.linear(state.memory.values, combine[:, :keys]))
-        combine_states = combine[:, keys:]  # W_ch, sliced once: a slice's backward fills zeros
+        # W_ch, sliced once (a slice's backward fills zeros) and cast once
+        combine_states = cast_for_loop(combine[:, keys:])
         feed, hidden, attention_state = state.feed.squeeze(1), state.hidden[0], state.attention
         outputs, attended = [], []
         for t, gates_t in enumerate(gates.unbind(1)):
