@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from seq2seq.data.batch import length_mask
+from seq2seq.models.dropout import Dropout
 from seq2seq.models.embeddings import embedding_pair, tie_output_weights
 from seq2seq.models.interface import (
     DecoderState,
@@ -126,7 +127,7 @@ class TransformerEmbedding(nn.Module):
         else:
             # Not persistent: it is a function of the shape, so checkpoints need not carry it.
             self.register_buffer("position", sinusoidal_table(max_positions, d_model), False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -245,7 +246,7 @@ class PositionwiseFeedForward(nn.Sequential):
         super().__init__(
             nn.Linear(d_model, ff_size),
             nn.ReLU(),
-            nn.Dropout(activation_dropout),
+            Dropout(activation_dropout),
             nn.Linear(ff_size, d_model),
         )
         _xavier_linear_(self[0])
@@ -260,7 +261,7 @@ class Residual(nn.Module):
     def __init__(self, spec: LayerSpec) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(spec.d_model)
-        self.dropout = nn.Dropout(spec.dropout)
+        self.dropout = Dropout(spec.dropout)
         self.pre_norm = spec.pre_norm
 
     def branch_input(self, x: Tensor) -> Tensor:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.data.batch import length_mask
+from seq2seq.models.dropout import Dropout
 from seq2seq.models.embeddings import make_embeddings, tie_output_weights
 from seq2seq.models.interface import (
     ModelOutput,
@@ -52,7 +53,7 @@ class RNNEncoder(nn.Module):
         )
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, embedded: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Embedded source (B, S, E) -> outputs (B, S, C), zero on padding, and the final state
@@ -180,7 +181,7 @@ class RNNSeq2Seq(Seq2SeqModel):
         self.output_layer = nn.Linear(self.decoder.output_size, tgt_vocab_size)
         if tie:
             tie_output_weights(self.output_layer, self.tgt_embed)
-        self.embedding_dropout = nn.Dropout(dropout)
+        self.embedding_dropout = Dropout(dropout)
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> RNNEncoding:
         cpu_lengths = src_lengths.cpu()  # packing needs them on the CPU anyway

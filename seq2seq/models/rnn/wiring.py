@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seq2seq.models.dropout import Dropout
 from seq2seq.models.rnn.attention import Attention, AttentionOutput, EncoderMemory
 from seq2seq.models.rnn.cells import Hidden, cast_for_loop, gru_step, make_rnn, top_layer
 from seq2seq.models.rnn.state import RNNDecoderState
@@ -38,7 +39,7 @@ class DecoderWiring(nn.Module):
     def __init__(self, *, attention: Attention, dropout: float) -> None:
         super().__init__()
         self.attention = attention
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.fused = True  # teacher forcing may take the fused path (tests switch it off)
 
     def _fusable(self) -> bool:
