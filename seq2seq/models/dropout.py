@@ -27,12 +27,17 @@ def keep_probability(p: float) -> float:
 
 
 def keep_mask(shape: torch.Size, p: float, generator: torch.Generator | None = None) -> Tensor:
-    """A boolean CPU mask of `shape`, each element True with `keep_probability(p)`, independent."""
+    """A CPU mask of `shape`, 1 with `keep_probability(p)` and 0 otherwise, independently.
+
+    int16, not bool: it is made by int16 arithmetic and turns into a float dtype by a
+    vectorised conversion, where a bool mask's comparison and conversion cost more than the draw.
+    """
     count = math.prod(shape)
     words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(generator=generator)
     # random_ fills an int64 with 63 random bits: each 16-bit quarter has at least 15
     bits = words.view(torch.int16)[:count].view(shape).bitwise_and_(LEVELS - 1)
-    return bits >= round(p * LEVELS)
+    # bits - threshold is negative (sign bit set) exactly where the element is dropped
+    return bits.sub_(round(p * LEVELS)).bitwise_right_shift_(15).add_(1)
 
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
