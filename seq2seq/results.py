@@ -148,7 +148,7 @@ def time_lines(runs: Sequence[compare.Run], jobs: int = 1) -> list[str]:
         span = (max(ends) - min(starts)).total_seconds()
         lines.append(
             f"- **Dates**: runs finished from {min(ends).isoformat()} to {max(ends).isoformat()}; "
-            f"wall time of the study ≈ {_duration(span)} (from the first start, taken as its "
+            f"wall time of the sweep ≈ {_duration(span)} (from the first start, taken as its "
             "end less its training time, to the last end; pauses between sittings included)"
         )
     return lines

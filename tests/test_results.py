@@ -114,7 +114,7 @@ def test_the_page_says_what_ran_on_what_and_when_from_the_records(study: Path, t
     # six runs of 2 to 4 minutes each (write_run: 120 s × seed), finished 10:00 to 15:00
     assert "**Training time**: 18.0 min in all" in text
     assert "from 2026-12-01T10:00:00+00:00 to 2026-12-01T15:00:00+00:00" in text
-    assert "wall time of the study ≈ 5.0 h" in text  # 10:00 less 2 minutes, to 15:00
+    assert "wall time of the sweep ≈ 5.0 h" in text  # 10:00 less 2 minutes, to 15:00
     record = OmegaConf.load(study / "multirun.yaml")
     record.hydra.launcher = {"n_jobs": 2}  # as Hydra's joblib launcher records it
     OmegaConf.save(record, study / "multirun.yaml")
