@@ -39,3 +39,15 @@ def data_home(package_dir: Path = PACKAGE_DIR) -> Path:
 
 
 OmegaConf.register_new_resolver("seq2seq.data_home", lambda: str(data_home()), replace=True)
+
+
+def omp_num_threads(default: int = 2) -> int | str:
+    """$OMP_NUM_THREADS as an int; `default` when it is unset or empty (OpenMP ignores an empty
+    one too); any other value as given, for the config check to reject naming the key."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if not value:
+        return default
+    return int(value) if value.isdigit() else value
+
+
+OmegaConf.register_new_resolver("seq2seq.omp_num_threads", omp_num_threads, replace=True)

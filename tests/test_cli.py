@@ -185,3 +185,19 @@ def test_rerun_sweep_command_finishes_only_the_unfinished_point(tmp_path: Path):
     assert f"resumed from {sweep / '1'}/checkpoints/last.pt" in log
     assert (sweep / "0" / "metrics.json").read_text() == finished
     assert (sweep / "1" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(("env", "threads"), [(None, 2), ("", 2), (" 3 ", 3), ("many", "many")])
+def test_num_threads_follows_omp_num_threads_and_ignores_an_empty_one(monkeypatch, env, threads):
+    from support import compose_config
+
+    from seq2seq.config import check_values
+
+    if env is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", env)
+    cfg = compose_config("train", "data=toy_reverse")
+    assert cfg.trainer.num_threads == threads
+    named = [problem for problem in check_values(cfg) if "trainer.num_threads" in problem]
+    assert bool(named) == (threads == "many")  # a non-number is a user error naming the key
