@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from seq2seq.data.batch import length_mask
-from seq2seq.models.dropout import Dropout
+from seq2seq.models.dropout import Dropout, dropout
 from seq2seq.models.embeddings import embedding_pair, tie_output_weights
 from seq2seq.models.interface import (
     DecoderState,
@@ -232,7 +232,7 @@ class MultiHeadCrossAttention(nn.Module):
         scores = query @ keys.transpose(-2, -1) / math.sqrt(query.size(-1))  # (M, h, g·T, S)
         # fp32 weights under autocast too: they are what plots and alignments read
         weights = scores.float().masked_fill(~mask, float("-inf")).softmax(dim=-1)
-        context = F.dropout(weights, dropout_p) @ values  # (M, h, g·T, d_k)
+        context = dropout(weights, dropout_p) @ values  # (M, h, g·T, d_k)
         output = self.out_proj(_merge_heads(context)).view(batch, length, -1)
         heads, source = weights.size(1), weights.size(-1)
         weights = weights.view(-1, heads, group, length, source).transpose(1, 2)
