@@ -45,7 +45,7 @@ def main() -> None:
     print(f"{args.model}, {torch.get_num_threads()} threads, search in {run.greedy.precision}")
     for batch in (batches[len(batches) // 2], batches[-1]):
         with torch.inference_mode(), runtime.autocast(torch.device("cpu"), run.greedy.precision):
-            step, project = step_and_projection_ms(model, batch, args)
+            step, project = step_and_projection_ms(model, batch, run.data.tokenizer.bos_id, args)
         print(
             f"{batch.size} sentences x {args.beam} = {batch.size * args.beam} rows, source length "
             f"{batch.src.size(1)}: step {step:.2f} ms, of which output layer + log-softmax "
@@ -53,7 +53,9 @@ def main() -> None:
         )
 
 
-def step_and_projection_ms(model: torch.nn.Module, batch, args) -> tuple[float, float]:
+def step_and_projection_ms(
+    model: torch.nn.Module, batch, bos_id: int, args: argparse.Namespace
+) -> tuple[float, float]:
     """Milliseconds per decoder step, and per output layer + log-softmax on as many rows."""
     features = torch.randn(batch.size * args.beam, model.output_layer.in_features)
 
@@ -61,16 +63,20 @@ def step_and_projection_ms(model: torch.nn.Module, batch, args) -> tuple[float, 
         for _ in range(args.steps):
             model.output_layer(features).float().log_softmax(-1)
 
-    step = median_ms(decoder_steps(model, batch, args.beam, args.steps), args.repeats)
+    steps = decoder_steps(model, batch, bos_id, args.beam, args.steps)
+    step = median_ms(steps, args.repeats)
     return step / args.steps, median_ms(project, args.repeats) / args.steps
 
 
-def decoder_steps(model: torch.nn.Module, batch, beam: int, count: int) -> Callable[[], None]:
-    """`count` decoder steps of `beam` hypotheses per sentence from the state beam search holds
-    after its first step (its own bookkeeping, top-k and reordering, left out)."""
+def decoder_steps(
+    model: torch.nn.Module, batch, token: int, beam: int, count: int
+) -> Callable[[], None]:
+    """`count` decoder steps of `beam` hypotheses per sentence, each fed `token`, from the state
+    beam search holds after its first step (its own bookkeeping, top-k and reordering, left
+    out): a step costs the same whichever target tokens it reads."""
     start = model.init_state(model.encode(batch.src, batch.src_lengths))
     start = start.reorder(torch.arange(batch.size).repeat_interleave(beam))
-    tokens = batch.src[:, :1].repeat_interleave(beam, dim=0).squeeze(1)
+    tokens = batch.src.new_full((batch.size * beam,), token)
 
     def run() -> None:
         state = start

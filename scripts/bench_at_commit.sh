@@ -3,14 +3,14 @@
 # data, seed and budget (e.g. the 1,000-update BLEU before and after a change):
 #
 #   scripts/bench_at_commit.sh <commit> <out dir> [bench arguments and overrides]
-#   scripts/bench_at_commit.sh e2b1d33 bench/updates1000/code/before_seed1 \
+#   scripts/bench_at_commit.sh e2b1d33 bench/updates1000/code_check/before_bahdanau_seed1 \
 #       --models rnn_bahdanau --updates 1000 seed=1 data.root=$PWD/../shared/datasets/multi30k
 #   REVERT=dc37701 scripts/bench_at_commit.sh HEAD <out dir> ...   # HEAD without one commit
 #
 # The commit is checked out in a temporary git worktree (removed afterwards) and run with this
 # checkout's .venv, from the worktree: give data.root as an absolute path. <out dir> gets the
-# bench's results.json/.md and commit.txt naming the code that ran. A directory that already holds results.json is skipped,
-# so re-running a list of these continues it.
+# bench's results.json/.md and commit.txt naming the code that ran. An <out dir> that already
+# holds results.json is skipped, so re-running a list of these continues it.
 set -euo pipefail
 
 [ $# -ge 2 ] || { echo "usage: $0 <commit> <out dir> [bench arguments]" >&2; exit 2; }
