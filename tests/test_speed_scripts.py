@@ -52,7 +52,11 @@ def test_beam_step_cost_reports_each_batch_rows_and_the_projection_share(tmp_pat
         sentences, rows, step, projection, share = report.groups()
         assert int(rows) == 3 * int(sentences)
         assert 0 < float(projection) and 0 < float(step)
-        assert abs(int(share) - 100 * float(projection) / float(step)) <= 1
+        # the share is the projection's part of the step, within the rounding of the printed
+        # milliseconds (to 0.01 ms, coarse for a toy model's steps) and of the share itself
+        low = 100 * (float(projection) - 0.005) / (float(step) + 0.005)
+        high = 100 * (float(projection) + 0.005) / max(float(step) - 0.005, 1e-9)
+        assert low - 0.5 <= int(share) <= high + 0.5
 
 
 def test_bench_at_commit_refuses_what_is_not_a_commit(tmp_path):
